@@ -1,0 +1,128 @@
+"""Checkpoints that know their model: weights as safetensors, metadata as JSON.
+
+``save_checkpoint(model, meta, "runs/x/weights/best")`` writes ``best.safetensors``
+and ``best.json``. The JSON carries everything ``predict`` and ``export`` need:
+model name, classes, head, preprocessing (input size, mean/std, interpolation,
+crop margin / square), mode, starting weights and package versions.
+Loading never unpickles: safetensors only.
+
+>>> import tempfile, torch
+>>> from skinage.models.model import SkinageModel
+>>> m = SkinageModel("squeezenet1_1", 2, pretrained=False)
+>>> stem = tempfile.mkdtemp() + "/best"
+>>> _ = save_checkpoint(m, {"classes": ["dark", "bright"]}, stem)
+>>> m2, meta = load_checkpoint(stem + ".safetensors")
+>>> meta["classes"], meta["model"]
+(['dark', 'bright'], 'squeezenet1_1')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from ..utils import atomic_write_json
+from .model import SkinageModel
+from .registry import get_config
+
+__all__ = ["save_checkpoint", "load_checkpoint", "resolve_checkpoint", "versions", "model_meta"]
+
+
+def versions() -> dict:
+    import torchvision
+
+    out = {"torch": torch.__version__, "torchvision": torchvision.__version__, "python": platform.python_version()}
+    try:
+        import timm
+
+        out["timm"] = timm.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    from .. import __version__
+
+    out["skinage"] = __version__
+    return out
+
+
+def model_meta(model: SkinageModel, input_size: int | None = None, margin: float = 0.0, square: bool = False) -> dict:
+    """The metadata a checkpoint needs to rebuild ``model`` and preprocess like training."""
+    cfg = get_config(model.backbone_name)
+    pre = cfg.preprocessing(input_size)
+    pre.update({"margin": float(margin), "square": bool(square), "input_range": "RGB float in [0, 1]; normalisation is inside the model"})
+    return {
+        "model": model.backbone_name,
+        "num_classes": model.num_classes,
+        "head": dict(model.head_config),
+        "ordinal": model.ordinal,
+        "weights_from": model.weights_from,
+        "feature_dim": model.feature_dim,
+        "preprocessing": pre,
+    }
+
+
+def save_checkpoint(model: SkinageModel, meta: dict, stem: str | os.PathLike) -> Path:
+    """Write ``<stem>.safetensors`` and ``<stem>.json`` atomically; returns the weights path.
+
+    ``meta`` must hold ``classes``; anything else in it (mode, epoch, metrics,
+    preprocessing overrides, ...) is stored as given, on top of :func:`model_meta`.
+    """
+    from safetensors.torch import save_file
+
+    if "classes" not in meta:
+        raise ValueError("checkpoint metadata needs 'classes' (the ordered class names)")
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    full = model_meta(model)
+    pre = {**full["preprocessing"], **meta.get("preprocessing", {})}
+    full.update(meta)
+    full["preprocessing"] = pre
+    full.setdefault("versions", versions())
+    if len(full["classes"]) != model.num_classes:
+        raise ValueError(f"{len(full['classes'])} class names for a {model.num_classes}-class model")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    path = stem.with_suffix(".safetensors")
+    tmp = path.with_name("." + path.name + ".tmp")
+    save_file(state, str(tmp), metadata={"skinage": json.dumps({"model": full["model"], "classes": full["classes"]})})
+    os.replace(tmp, path)
+    atomic_write_json(stem.with_suffix(".json"), full)
+    return path
+
+
+def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
+    """A run folder, a ``.safetensors`` file, its ``.json`` or a stem -> the ``.safetensors`` path."""
+    p = Path(path)
+    if p.is_dir():
+        cand = p / "weights" / f"{which}.safetensors"
+        if cand.is_file():
+            return cand
+        raise FileNotFoundError(f"{p} is not a run folder with weights/{which}.safetensors "
+                                f"(train one with `skinage train`, or pass a .safetensors file)")
+    if p.suffix in (".json", ""):
+        p = p.with_suffix(".safetensors")
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {p}")
+    return p
+
+
+def load_checkpoint(path: str | os.PathLike, which: str = "best", map_location: str = "cpu"):
+    """Rebuild the model of a checkpoint (eval mode) -> ``(model, meta)``. No pickle involved."""
+    from safetensors.torch import load_file
+
+    wpath = resolve_checkpoint(path, which)
+    jpath = wpath.with_suffix(".json")
+    if not jpath.is_file():
+        raise FileNotFoundError(f"{jpath} (the checkpoint's metadata) is missing beside {wpath.name}")
+    meta = json.loads(jpath.read_text(encoding="utf-8"))
+    head = meta.get("head", {})
+    model = SkinageModel(meta["model"], len(meta["classes"]), hidden=head.get("hidden", ()),
+                         dropout=head.get("dropout", 0.0), batchnorm=head.get("batchnorm", False),
+                         ordinal=head.get("ordinal"), pretrained=False)
+    model.weights_from = meta.get("weights_from", model.weights_from)
+    model.load_state_dict(load_file(str(wpath), device=map_location), strict=True)
+    model.eval()
+    meta["checkpoint"] = str(wpath)
+    return model, meta

@@ -8,13 +8,12 @@ STAMP  := $(VENV)/.skinage-setup-done
 .PHONY: setup demo test bench clean-venv weights
 
 setup: $(STAMP)
+	@$(PY) -m skinage.models.weights install --quiet
 
 $(STAMP): pyproject.toml Makefile skinage/models/weights.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install --quiet -e ".[dev]"
-	$(PY) -m skinage.models.weights install
 	@touch $(STAMP)
 	@echo "skinage set-up complete: $(VENV)"
 

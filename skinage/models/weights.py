@@ -199,7 +199,7 @@ def install(verbose: bool = True) -> dict[str, Path]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["install"]:
-        install()
+        install(verbose="--quiet" not in argv)
         return 0
     if argv[:1] == ["status"]:
         for name in ("mobilenet_v2", "efficientnet_lite0", "squeezenet1_1"):

@@ -29,7 +29,11 @@ COMMANDS = {
 }
 
 
-def build_parser() -> DidYouMeanParser:
+def build_parser(load: Sequence[str] | None = None) -> DidYouMeanParser:
+    """The full parser; only the sub-commands in ``load`` (all when None) import their module.
+
+    Importing only the chosen command keeps `skinage predict model.onnx` free of torch.
+    """
     parser = DidYouMeanParser(
         prog="skinage",
         description="Train, evaluate and ship lightweight image classifiers for facial skin-aging "
@@ -40,6 +44,8 @@ def build_parser() -> DidYouMeanParser:
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
+        if load is not None and name not in load:
+            continue
         try:
             importlib.import_module(module).add_arguments(p)
         except (ImportError, AttributeError) as e:  # a command not built yet
@@ -48,8 +54,14 @@ def build_parser() -> DidYouMeanParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(load=[chosen] if chosen in COMMANDS else [])
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # let the sub-command's parser complain, so the suggestion names its own flags
+        cmd = getattr(args, "command", None)
+        sub = parser._subparsers._group_actions[0].choices.get(cmd) if cmd else None
+        (sub or parser).error("unrecognized arguments: " + " ".join(extra))
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

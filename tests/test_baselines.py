@@ -1,0 +1,66 @@
+"""Baselines: fitted on train, scored on the evaluation rows; the real forehead label table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import shared_data
+from skinage.evaluation.baselines import (
+    majority_baseline,
+    metadata_baseline,
+    metadata_columns,
+    run_baselines,
+    stratified_baseline,
+)
+from skinage.evaluation.metrics import classification_metrics
+
+
+def test_majority_and_stratified():
+    r = majority_baseline([0, 1, 1, 2], n_eval=5, n_classes=3)
+    assert r.pred.tolist() == [1] * 5 and np.allclose(r.probs.sum(1), 1)
+    s = stratified_baseline([0] * 30 + [1] * 70, n_eval=4000, n_classes=2, seed=1)
+    assert abs(s.pred.mean() - 0.7) < 0.03
+    assert (stratified_baseline([0, 1], 50, 2, seed=1).pred == stratified_baseline([0, 1], 50, 2, seed=1).pred).all()
+    g = np.repeat(np.arange(10), 3)
+    sg = stratified_baseline([0, 1], 30, 2, groups=g, seed=0)
+    assert all(len(set(sg.pred[g == i])) == 1 for i in range(10))  # one answer per person
+
+
+def test_metadata_learns_age_and_handles_missing_and_unseen():
+    rng = np.random.default_rng(0)
+    age = rng.uniform(20, 70, 300)
+    train = pd.DataFrame({"label": (age > 45).astype(int), "age": age,
+                          "gender": rng.choice(["F", "M"], 300)})
+    test = pd.DataFrame({"label": [0, 1, 1, 0], "age": [25, 65, np.nan, 30], "gender": ["F", "X", None, "M"]})
+    r = metadata_baseline(train, test, 2)
+    assert r.info["features"] == ["age", "gender"]
+    assert r.pred[0] == 0 and r.pred[1] == 1
+    assert np.isfinite(r.probs).all()
+    assert metadata_baseline(train, test, 2, features=["gender"]).info["features"] == ["gender"]
+
+
+def test_metadata_absent():
+    train = pd.DataFrame({"label": [0, 1]})
+    res = run_baselines(train, train, 2)
+    assert "metadata" not in res and "no metadata" in res["metadata_skipped"].description
+    with pytest.raises(ValueError, match="not in the data"):
+        metadata_baseline(train, train, 2, features=["age"])
+    num, cat = metadata_columns(pd.DataFrame({"age": [1, 2], "gender": ["F", "F"]}))
+    assert num == ["age"] and cat == []  # a constant column is no feature
+
+
+@pytest.mark.realdata
+def test_forehead_age_only_baseline_close_to_published():
+    """Age alone predicts the 4-level forehead grade with ~0.6 accuracy (split by person)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    d = shared_data("aihub-forehead-labels")
+    df = pd.read_csv(d / "json_to_dataframe.csv")
+    df["label"] = df["forehead_wrinkle"].astype(int).map({0: 0, 1: 0, 2: 1, 3: 1, 4: 2, 5: 3, 6: 3})
+    accs = []
+    for tr, te in StratifiedGroupKFold(5, shuffle=True, random_state=0).split(df, df["label"], df["id"]):
+        r = metadata_baseline(df.iloc[tr], df.iloc[te], 4, features=["age"])
+        accs.append(classification_metrics(df["label"].iloc[te], r.pred, 4)["accuracy"])
+        maj = majority_baseline(df["label"].iloc[tr], len(te), 4)
+        assert accs[-1] > classification_metrics(df["label"].iloc[te], maj.pred, 4)["accuracy"] + 0.1
+    assert 0.5 < np.mean(accs) < 0.7

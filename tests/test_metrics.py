@@ -108,7 +108,7 @@ def test_bad_shapes():
     with pytest.raises(ValueError, match="square"):
         metrics_from_confusion(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="sum to 1"):
-        expected_calibration_error([[2.0, -1.0]], [0])
+        expected_calibration_error([[0.5, 0.7]], [0])
 
 
 def test_ece_by_hand():

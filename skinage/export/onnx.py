@@ -1,0 +1,646 @@
+"""`skinage export`: a trained run -> ONNX fp32 (and int8) files a phone can run, with parity checks.
+
+The exported graph
+------------------
+* input ``pixels``: **uint8** RGB, shape ``(N, H, W, 3)`` (channels last, batch size dynamic,
+  H = W = the model's input size) - exactly the crop ``skinage.data.images.load_crop`` returns,
+  and the byte layout a phone camera / bitmap API hands out. The cast to float, the scaling to
+  [0, 1] and the ImageNet mean/std normalisation are *inside* the graph;
+* output ``probs``: float32 ``(N, K)`` class probabilities (softmax, or the class probabilities of
+  an ordinal CORAL / CORN head), in the order of ``classes``.
+* ``metadata_props["skinage"]``: JSON with the model name, classes, ordinal type, preprocessing
+  (input size, mean, std, interpolation, bbox margin, square crop), the input/output description,
+  precision, the skinage version and the run it came from. ``classes`` and ``preprocessing`` are
+  also stored as their own keys for apps that only want those.
+
+Files (in ``<run>/export/`` unless ``--out``): ``model.onnx`` (fp32), ``model.int8.onnx``
+(``--int8``: static QDQ quantisation, per-channel int8 weights, uint8 activations, calibrated
+on the run's training images; the head and the probability layer stay fp32), ``model.ts.pt``
+(``--format torchscript``), ``export_results.json`` and ``export_results.md``.
+
+After every export a parity check runs on the run's validation images: ONNX fp32 vs PyTorch
+top-1 agreement and largest probability difference; int8 vs fp32 agreement and accuracy
+change; latency of one image on one thread (median). The table is printed and saved.
+
+>>> res = export("runs/utk/exp", int8=True)  # doctest: +SKIP
+>>> res["rows"][1]["agreement"]  # doctest: +SKIP
+1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
+from .predict import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session
+
+__all__ = ["ExportConfig", "export", "export_onnx", "quantize_int8", "PixelModel", "onnx_metadata",
+           "time_alternating", "find_manifest", "add_arguments", "run"]
+
+
+@dataclass
+class ExportConfig:
+    """Options of ``skinage export`` / :func:`skinage.export`."""
+
+    run: str = field(default="", metadata={"positional": True,
+        "help": "a run folder (runs/<project>/<name>) or a checkpoint (.safetensors/.json)"})
+    format: str = field(default="onnx", metadata={"choices": ("onnx", "torchscript", "all"),
+        "help": "onnx, torchscript (a traced TorchScript file as well) or all"})
+    int8: bool = field(default=False, metadata={
+        "help": "also write model.int8.onnx: static int8 quantisation (QDQ, per-channel) calibrated on training images"})
+    opset: int = field(default=17, metadata={"help": "ONNX opset version"})
+    out: Path | None = field(default=None, metadata={"help": "output folder (default: <run>/export)"})
+    manifest: Path | None = field(default=None, metadata={
+        "help": "manifest for calibration and the parity check (default: the run's own manifest)"})
+    calib_images: int = field(default=200, metadata={"help": "training images used to calibrate int8"})
+    check_images: int = field(default=0, metadata={
+        "help": "validation images for the parity check (0: all of them)"})
+    check_split: str = field(default="val", metadata={
+        "help": "manifest split for the parity check (falls back to test, then train, when empty)"})
+    repeats: int = field(default=50, metadata={"help": "timed runs per format for the one-image latency"})
+    which: str = field(default="best", metadata={"choices": ("best", "last"), "help": "which checkpoint of the run"})
+    seed: int = field(default=0, metadata={"help": "seed for picking calibration / check images"})
+
+
+# --------------------------------------------------------------------------------------------
+# the graph
+
+def _ordinal_probs(outputs, ordinal: str | None):
+    """``outputs_to_probs`` written with ops every ONNX opset has (no cumprod / cummin).
+
+    K is small and static, so the cumulative product / minimum is unrolled.
+    """
+    import torch
+
+    if ordinal is None:
+        return torch.softmax(outputs.float(), dim=1)
+    p = torch.sigmoid(outputs.float())
+    cols = [p[:, 0:1]]
+    for k in range(1, p.shape[1]):
+        if ordinal == "corn":
+            cols.append(cols[-1] * p[:, k:k + 1])
+        else:  # coral
+            cols.append(torch.minimum(cols[-1], p[:, k:k + 1]))
+    ones = torch.ones_like(cols[0])
+    zeros = torch.zeros_like(cols[0])
+    cum = torch.cat([ones, *cols, zeros], dim=1)
+    return torch.clamp(cum[:, :-1] - cum[:, 1:], min=0.0)
+
+
+def PixelModel(model):  # noqa: N802 - a class factory, so that torch is imported lazily
+    """Wrap a SkinageModel: uint8 (N, H, W, 3) pixels in, class probabilities out."""
+    import torch.nn as nn
+
+    class _PixelModel(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.model = m
+            self.ordinal = getattr(m, "ordinal", None)
+
+        def forward(self, pixels):
+            x = pixels.permute(0, 3, 1, 2).float() / 255.0
+            return _ordinal_probs(self.model(x), self.ordinal)
+
+    return _PixelModel(model).eval()
+
+
+def onnx_metadata(meta: dict, precision: str, run: str | None = None, extra: dict | None = None) -> dict:
+    """The JSON stored under ``metadata_props['skinage']``."""
+    pre = dict(meta.get("preprocessing", {}))
+    size = int(pre.get("input_size", 224))
+    pre.pop("input_range", None)
+    out = {
+        "model": meta.get("model"),
+        "classes": list(meta["classes"]),
+        "ordinal": meta.get("ordinal"),
+        "preprocessing": pre,
+        "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": ["N", size, size, 3], "layout": "NHWC",
+                  "range": "RGB 0-255; scaling and mean/std normalisation are inside the graph"},
+        "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", len(meta["classes"])],
+                   "meaning": "class probabilities in the order of 'classes'"},
+        "precision": precision,
+        "skinage_version": __version__,
+        "run": run,
+        "mode": meta.get("mode"),
+        "weights_from": meta.get("weights_from"),
+        "epoch": meta.get("epoch"),
+    }
+    if extra:
+        out.update(extra)
+    return out
+
+
+def _set_metadata(path: Path, info: dict) -> None:
+    import onnx
+
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in ((METADATA_KEY, json.dumps(info, ensure_ascii=False)),
+                 ("classes", json.dumps(info["classes"], ensure_ascii=False)),
+                 ("preprocessing", json.dumps(info["preprocessing"])),
+                 ("skinage_version", __version__)):
+        p = m.metadata_props.add()
+        p.key, p.value = k, v
+    m.producer_name = "skinage"
+    m.producer_version = __version__
+    m.doc_string = (f"skinage {info.get('model')} classifier ({info['precision']}); input '{INPUT_NAME}' uint8 "
+                    f"NHWC RGB {info['input']['shape'][1]}x{info['input']['shape'][2]}; output '{OUTPUT_NAME}' "
+                    f"probabilities over {info['classes']}")
+    with atomic_write(path) as f:
+        f.write(m.SerializeToString())
+
+
+def export_onnx(model, meta: dict, path: str | os.PathLike, opset: int = 17, run: str | None = None) -> Path:
+    """Write the fp32 ONNX graph of ``model`` (uint8 NHWC in, probabilities out) with metadata.
+
+    Uses the TorchScript-based exporter (``dynamo=False``): it gives a plain graph with
+    batch norm folded into the convolutions, which ONNX Runtime's quantiser handles well.
+    """
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = int(meta["preprocessing"]["input_size"])
+    wrapper = PixelModel(model)
+    dummy = torch.zeros(2, size, size, 3, dtype=torch.uint8)
+    tmp = path.with_name("." + path.name + ".tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                          opset_version=int(opset), do_constant_folding=True, dynamo=False)
+    os.replace(tmp, path)
+    import onnx
+
+    onnx.checker.check_model(str(path))
+    _set_metadata(path, onnx_metadata(meta, "fp32", run))
+    return path
+
+
+def _head_nodes(model_proto) -> list[str]:
+    """Names of the head's nodes and of everything after them (kept fp32 when quantising)."""
+    nodes = list(model_proto.graph.node)
+    consumers: dict[str, list] = {}
+    for n in nodes:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    seeds = [n for n in nodes if "/head/" in n.name]
+    keep: dict[str, Any] = {}
+    stack = list(seeds)
+    while stack:
+        n = stack.pop()
+        if n.name in keep:
+            continue
+        keep[n.name] = n
+        for o in n.output:
+            stack.extend(consumers.get(o, []))
+    return [name for name in keep if name]
+
+
+def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, calib: np.ndarray,
+                  info: dict | None = None, quantize_head: bool = False) -> Path:
+    """Static int8 quantisation (QDQ, per-channel weights) of an exported fp32 graph.
+
+    Parameters
+    ----------
+    calib : uint8 array (N, H, W, 3)
+        Calibration images (a few hundred at most), preprocessed like training.
+    info : dict
+        The fp32 metadata; stored again with ``precision='int8'``.
+    quantize_head : bool
+        Also quantise the classification head and the probability layer (default: they stay
+        fp32 - they cost nothing and int8 probabilities would be coarse).
+    """
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(range(len(calib)))
+
+        def get_next(self):
+            i = next(self._it, None)
+            return None if i is None else {INPUT_NAME: calib[i:i + 1]}
+
+    with tempfile.TemporaryDirectory(prefix="skinage-quant-") as td:
+        pre = Path(td) / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
+        exclude = [] if quantize_head else _head_nodes(onnx.load(str(pre)))
+        tmp_out = Path(td) / "int8.onnx"
+        quantize_static(str(pre), str(tmp_out), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=exclude, extra_options={"CalibTensorRangeSymmetric": False})
+        int8_path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(int8_path) as f:
+            f.write(tmp_out.read_bytes())
+    if info is None:
+        info = json.loads(ort_session(fp32_path).get_modelmeta().custom_metadata_map[METADATA_KEY])
+    info = dict(info, precision="int8",
+                quantization={"method": "onnxruntime quantize_static", "format": "QDQ", "per_channel": True,
+                              "weights": "int8", "activations": "uint8", "calibration_images": int(len(calib)),
+                              "fp32_nodes": len(exclude)})
+    _set_metadata(int8_path, info)
+    return int8_path
+
+
+def export_torchscript(model, meta: dict, path: str | os.PathLike) -> Path:
+    """A traced TorchScript file with the same interface (uint8 NHWC in, probabilities out)."""
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    size = int(meta["preprocessing"]["input_size"])
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        ts = torch.jit.trace(PixelModel(model), torch.zeros(1, size, size, 3, dtype=torch.uint8))
+        ts = torch.jit.freeze(ts)
+    info = onnx_metadata(meta, "fp32")
+    tmp = path.with_name("." + path.name + ".tmp")
+    torch.jit.save(ts, str(tmp), _extra_files={"skinage.json": json.dumps(info)})
+    os.replace(tmp, path)
+    return path
+
+
+def _jit_load(path):
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated but still the phone format
+        return torch.jit.load(str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# data for calibration and checks
+
+def find_manifest(run: Path, meta: dict) -> Path | None:
+    """The manifest a run was trained on: ``args.yaml`` of the run, else the checkpoint metadata."""
+    cands: list[Any] = []
+    for d in (run, run.parent, run.parent.parent):
+        args = d / "args.yaml"
+        if args.is_file():
+            try:
+                import yaml
+
+                data = yaml.safe_load(args.read_text(encoding="utf-8")) or {}
+            except Exception:  # unreadable args.yaml: fall back to the checkpoint
+                data = {}
+            cands += [data.get("manifest"), data.get("data")]
+            break
+    cands += [meta.get("manifest"), (meta.get("data") or {}).get("manifest") if isinstance(meta.get("data"), dict) else None]
+    for c in cands:
+        if c and isinstance(c, str):
+            p = Path(c)
+            if not p.is_absolute() and not p.exists():
+                p = run / c
+            if p.is_file():
+                return p
+    return None
+
+
+def _rows(manifest_path: Path, split: str, n: int, seed: int) -> tuple[list[tuple[str, tuple | None, int]], str]:
+    from ..data.manifest import read_manifest
+
+    df = read_manifest(manifest_path).df
+    used = split
+    sub = df[df["split"].astype(str) == split] if "split" in df.columns else df
+    if len(sub) == 0 and split == "val":
+        for alt in ("test", "train"):
+            sub = df[df["split"].astype(str) == alt]
+            if len(sub):
+                used = alt
+                say(f"skinage export: the manifest has no '{split}' images; using '{alt}' for the check")
+                break
+    if n and len(sub) > n:
+        sub = sub.sample(n=n, random_state=seed)
+    out = []
+    for r in sub.itertuples(index=False):
+        d = r._asdict()
+        b = tuple(d.get(k) for k in ("x0", "y0", "x1", "y1"))
+        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in b):
+            b = None
+        out.append((str(d["path"]), b, int(d["label"])))
+    return out, used
+
+
+def load_batch(rows: Sequence[tuple[str, tuple | None, int]], pre: dict, desc: str = "load"
+               ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Crops (uint8 N,H,W,3), labels, and the images that could not be read (with reasons)."""
+    errors = _image_error_types()
+    arrays, labels, bad = [], [], []
+    try:
+        from tqdm import tqdm
+
+        it = tqdm(rows, desc=desc, unit="img", disable=len(rows) < 64, leave=False)
+    except ImportError:  # pragma: no cover
+        it = rows
+    for path, bbox, label in it:
+        try:
+            arrays.append(load_pixels(path, bbox, pre))
+            labels.append(label)
+        except errors as e:
+            bad.append({"path": path, "reason": str(e) or type(e).__name__})
+    size = int(pre["input_size"])
+    x = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
+    return x, np.asarray(labels, dtype=np.int64), bad
+
+
+# --------------------------------------------------------------------------------------------
+# measuring
+
+def _batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, bs: int = 32) -> np.ndarray:
+    return np.concatenate([fn(x[i:i + bs]) for i in range(0, len(x), bs)]) if len(x) else np.zeros((0, 0))
+
+
+def time_alternating(fns: dict[str, Callable[[], Any]], repeats: int = 50, warmup: int = 5) -> dict[str, dict]:
+    """Time several callables side by side, alternating each round; median and quartiles in ms."""
+    for _ in range(max(0, warmup)):
+        for f in fns.values():
+            f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(max(1, repeats)):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            times[k].append((time.perf_counter() - t) * 1000.0)
+    return {k: {"median_ms": float(np.median(v)), "p25_ms": float(np.percentile(v, 25)),
+                "p75_ms": float(np.percentile(v, 75)), "repeats": len(v)} for k, v in times.items()}
+
+
+def torch_one_thread_fn(model, x_uint8: np.ndarray) -> Callable[[], Any]:
+    """A callable running eager PyTorch on one uint8 NHWC image (call under torch.set_num_threads(1))."""
+    import torch
+
+    wrapper = PixelModel(model)
+    t = torch.from_numpy(np.ascontiguousarray(x_uint8))
+
+    def f():
+        with torch.inference_mode():
+            return wrapper(t)
+
+    return f
+
+
+def _fmt_size(n: int | None) -> str:
+    return "" if n is None else f"{n / 1e6:.2f} MB"
+
+
+def _fmt(v, pct=False, nd=4):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{100 * v:.1f} %" if pct else (f"{v:.{nd}g}" if isinstance(v, float) else str(v))
+
+
+def results_table(rows: list[dict]) -> str:
+    """A markdown table of the export results."""
+    head = ["format", "file", "size", "latency 1 img, 1 thread", "agreement", "compared with",
+            "max |dp|", "accuracy"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        lat = "-" if r.get("latency_ms") is None else f"{r['latency_ms']:.2f} ms"
+        lines.append("| " + " | ".join([
+            r["format"], r.get("file") or "-", _fmt_size(r.get("size_bytes")) or "-", lat,
+            _fmt(r.get("agreement"), pct=True), r.get("reference") or "-", _fmt(r.get("max_abs_prob_diff"), nd=3),
+            _fmt(r.get("accuracy"), pct=True)]) + " |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# the command
+
+def _resolve(cfg: ExportConfig):
+    from ..models.checkpoint import load_checkpoint, resolve_checkpoint
+
+    if not cfg.run:
+        raise ConfigError("no RUN given: name a run folder (runs/<project>/<name>) or a checkpoint")
+    src = Path(cfg.run)
+    wpath = resolve_checkpoint(src, cfg.which)
+    model, meta = load_checkpoint(wpath)
+    run_dir = src if src.is_dir() else (wpath.parent.parent if wpath.parent.name == "weights" else wpath.parent)
+    out = Path(cfg.out) if cfg.out else run_dir / "export"
+    return model, meta, run_dir, out
+
+
+def export(run: str | os.PathLike, **options) -> dict:
+    """Export a run (or checkpoint) to ONNX (+ int8, + TorchScript) and check parity.
+
+    Parameters
+    ----------
+    run : str or path
+        Run folder or checkpoint.
+    **options
+        The flags of ``skinage export`` (see :class:`ExportConfig`): ``format``, ``int8``,
+        ``opset``, ``out``, ``manifest``, ``calib_images``, ``check_images``, ``repeats``, ...
+
+    Returns
+    -------
+    dict
+        What ``export_results.json`` holds: ``files``, ``rows`` (one per format: file, size,
+        latency, agreement, max probability difference, accuracy), check details.
+    """
+    cfg = build_config(ExportConfig, options, run=str(run))
+    return _export(cfg)
+
+
+def _export(cfg: ExportConfig) -> dict:
+    import torch
+
+    model, meta, run_dir, out = _resolve(cfg)
+    pre = meta["preprocessing"]
+    classes = list(meta["classes"])
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"skinage export: {meta.get('model')} ({len(classes)} classes, {pre['input_size']} px) from {meta['checkpoint']}")
+
+    # 1. fp32 ONNX
+    fp32_path = export_onnx(model, meta, out / "model.onnx", cfg.opset, run=str(run_dir))
+    say(f"skinage export: wrote {fp32_path} ({fp32_path.stat().st_size / 1e6:.2f} MB)")
+    info = onnx_metadata(meta, "fp32", str(run_dir))
+
+    # data: the run's manifest
+    manifest = Path(cfg.manifest) if cfg.manifest else find_manifest(run_dir, meta)
+    calib_x = check_x = None
+    check_y = np.zeros(0, np.int64)
+    skipped: list[dict] = []
+    check_split = None
+    if manifest is None or not Path(manifest).is_file():
+        say("skinage export: warning: the run's manifest was not found (give --manifest): the parity check "
+            "uses 64 random images, so agreement is measured but accuracy is not")
+        rng = np.random.default_rng(cfg.seed)
+        s = int(pre["input_size"])
+        check_x = rng.integers(0, 256, (64, s, s, 3), dtype=np.uint8)
+        check_y = None
+        calib_x = check_x
+    else:
+        rows, check_split = _rows(Path(manifest), cfg.check_split, cfg.check_images, cfg.seed)
+        check_x, check_y, bad = load_batch(rows, pre, f"{check_split} images")
+        skipped += [dict(b, use="check") for b in bad]
+        if cfg.int8:
+            crows, _ = _rows(Path(manifest), "train", cfg.calib_images, cfg.seed)
+            calib_x, _, bad = load_batch(crows, pre, "calibration images")
+            skipped += [dict(b, use="calibration") for b in bad]
+            if len(calib_x) == 0:
+                raise ConfigError(f"no readable training images in {manifest} to calibrate int8 with")
+        if len(check_x) == 0:
+            raise ConfigError(f"no readable {check_split} images in {manifest} for the parity check")
+        for b in skipped:
+            say(f"skinage export: skipped unreadable image {b['path']}: {b['reason']}")
+
+    files = {"onnx_fp32": str(fp32_path)}
+    int8_path = ts_path = None
+    if cfg.int8:
+        say(f"skinage export: quantising to int8 with {len(calib_x)} calibration images")
+        int8_path = quantize_int8(fp32_path, out / "model.int8.onnx", calib_x, info)
+        files["onnx_int8"] = str(int8_path)
+        say(f"skinage export: wrote {int8_path} ({int8_path.stat().st_size / 1e6:.2f} MB)")
+    if cfg.format in ("torchscript", "all"):
+        ts_path = export_torchscript(model, meta, out / "model.ts.pt")
+        files["torchscript"] = str(ts_path)
+
+    # 2. parity
+    old_threads = torch.get_num_threads()
+    wrapper = PixelModel(model)
+
+    def torch_probs(x):
+        with torch.inference_mode():
+            return wrapper(torch.from_numpy(x)).numpy()
+
+    p_torch = _batched(torch_probs, check_x)
+    sess_fp32 = ort_session(fp32_path, 0)
+    p_fp32 = _batched(lambda x: sess_fp32.run(None, {INPUT_NAME: x})[0], check_x)
+    # the model's own probability function, as a check of the export wrapper
+    with torch.inference_mode():
+        p_model = _batched(lambda x: model.predict_proba(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255.0)
+                           .numpy(), check_x)
+    if np.abs(p_model - p_torch).max() > 1e-5:
+        say("skinage export: warning: the export wrapper's probabilities differ from model.predict_proba")
+
+    def acc(p):
+        if check_y is None or len(p) == 0 or not (check_y >= 0).any():
+            return None
+        known = check_y >= 0  # -1: unknown label
+        return float((p[known].argmax(1) == check_y[known]).mean())
+
+    def agree(a, b):
+        return float((a.argmax(1) == b.argmax(1)).mean())
+
+    row_torch = {"format": "pytorch fp32", "file": Path(meta["checkpoint"]).name,
+                 "size_bytes": Path(meta["checkpoint"]).stat().st_size, "agreement": None, "reference": None,
+                 "max_abs_prob_diff": None, "accuracy": acc(p_torch)}
+    row_fp32 = {"format": "onnx fp32", "file": fp32_path.name, "size_bytes": fp32_path.stat().st_size,
+                "agreement": agree(p_fp32, p_torch), "reference": "pytorch fp32",
+                "max_abs_prob_diff": float(np.abs(p_fp32 - p_torch).max()), "accuracy": acc(p_fp32)}
+    rows_out = [row_torch, row_fp32]
+    sess_int8 = None
+    if int8_path is not None:
+        sess_int8 = ort_session(int8_path, 0)
+        p_int8 = _batched(lambda x: sess_int8.run(None, {INPUT_NAME: x})[0], check_x)
+        a8, a32 = acc(p_int8), acc(p_fp32)
+        rows_out.append({"format": "onnx int8", "file": int8_path.name, "size_bytes": int8_path.stat().st_size,
+                         "agreement": agree(p_int8, p_fp32), "reference": "onnx fp32",
+                         "max_abs_prob_diff": float(np.abs(p_int8 - p_fp32).max()), "accuracy": a8,
+                         "accuracy_change": None if a8 is None else a8 - a32})
+    if ts_path is not None:
+        ts = _jit_load(ts_path)
+        with torch.inference_mode():
+            p_ts = _batched(lambda x: ts(torch.from_numpy(x)).numpy(), check_x)
+        rows_out.append({"format": "torchscript fp32", "file": ts_path.name, "size_bytes": ts_path.stat().st_size,
+                         "agreement": agree(p_ts, p_torch), "reference": "pytorch fp32",
+                         "max_abs_prob_diff": float(np.abs(p_ts - p_torch).max()), "accuracy": acc(p_ts)})
+
+    # 3. latency: one image, one thread, alternating rounds
+    one = np.ascontiguousarray(check_x[:1])
+    fns: dict[str, Callable[[], Any]] = {}
+    torch.set_num_threads(1)
+    try:
+        fns["pytorch fp32"] = torch_one_thread_fn(model, one)
+        s1 = ort_session(fp32_path, 1)
+        fns["onnx fp32"] = lambda: s1.run(None, {INPUT_NAME: one})
+        if int8_path is not None:
+            s8 = ort_session(int8_path, 1)
+            fns["onnx int8"] = lambda: s8.run(None, {INPUT_NAME: one})
+        if ts_path is not None:
+            ts1 = _jit_load(ts_path)
+            tone = torch.from_numpy(one)
+
+            def run_ts():
+                with torch.inference_mode():
+                    return ts1(tone)
+
+            fns["torchscript fp32"] = run_ts
+        timing = time_alternating(fns, cfg.repeats)
+    finally:
+        torch.set_num_threads(old_threads)
+    for r in rows_out:
+        t = timing.get(r["format"])
+        r["latency_ms"] = None if t is None else t["median_ms"]
+
+    result = {
+        "run": str(run_dir), "checkpoint": meta["checkpoint"], "model": meta.get("model"), "classes": classes,
+        "preprocessing": pre, "input": info["input"], "output": info["output"], "files": files,
+        "manifest": str(manifest) if manifest else None, "check_split": check_split,
+        "check_images": int(len(check_x)), "check_labels": check_y is not None,
+        "calibration_images": None if calib_x is None or int8_path is None else int(len(calib_x)),
+        "skipped_images": skipped, "timing": timing, "rows": rows_out,
+        "options": config_to_dict(cfg), "skinage_version": __version__,
+        "onnxruntime_version": _version("onnxruntime"), "torch_version": torch.__version__,
+    }
+    table = results_table(rows_out)
+    where = f"{len(check_x)} {check_split or 'random'} images" + ("" if check_y is not None else " (no labels)")
+    md = (f"# Export of {meta.get('model')} ({run_dir})\n\n"
+          f"Input `{INPUT_NAME}`: uint8 RGB (N, {pre['input_size']}, {pre['input_size']}, 3); output `{OUTPUT_NAME}`: "
+          f"probabilities over {classes}.\n\nParity on {where}; latency: median of {cfg.repeats} runs of one image on "
+          f"one thread, formats alternating.\n\n{table}\n")
+    if skipped:
+        md += f"\n{len(skipped)} unreadable images were skipped (listed in export_results.json).\n"
+    atomic_write_json(out / "export_results.json", result)
+    atomic_write_text(out / "export_results.md", md)
+    print(table)
+    say(f"skinage export: parity on {where}; results in {out / 'export_results.md'}")
+    if row_fp32["agreement"] < 1.0:
+        say(f"skinage export: WARNING: ONNX fp32 agrees with PyTorch on only {100 * row_fp32['agreement']:.2f} % "
+            f"of the images")
+    return result
+
+
+def _version(mod: str) -> str | None:
+    try:
+        return __import__(mod).__version__
+    except Exception:  # pragma: no cover
+        return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("The ONNX input is 'pixels': uint8 RGB (N, H, W, 3) at the model's input size; the output\n"
+                     "'probs' holds class probabilities. Files go to <run>/export/: model.onnx, model.int8.onnx,\n"
+                     "export_results.json/.md.\n\n"
+                     "example:  skinage export runs/utk/exp --int8")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_config_arguments(parser, ExportConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(ExportConfig, args)
+    res = _export(cfg)
+    fp32 = next(r for r in res["rows"] if r["format"] == "onnx fp32")
+    # a near-tie may flip on one image in thousands; a real mismatch shows in the probabilities
+    return 0 if fp32["max_abs_prob_diff"] <= 1e-3 and fp32["agreement"] >= 0.99 else 1

@@ -1,0 +1,513 @@
+"""`skinage predict`: class, level and probabilities for images, folders or a manifest.
+
+MODEL is a run folder, a checkpoint (``.safetensors`` / ``.json``) or an exported
+``.onnx`` file. With an ``.onnx`` file nothing but onnxruntime, NumPy and Pillow
+is imported (no torch): this is the path a server or a phone-side test harness
+uses. Images are cropped and resized exactly as in training
+(:func:`skinage.data.images.load_crop` with the model's preprocessing: input
+size, interpolation, bbox margin, square crop).
+
+INPUT may be
+
+* image files (``--bbox x0,y0,x1,y1`` crops them first, in pixels of the
+  EXIF-rotated image),
+* folders (searched recursively for image files),
+* manifests (``.csv`` / ``.parquet`` written by ``skinage ingest``; their bboxes,
+  subjects and true labels are used; ``--split test`` keeps one split).
+
+Each image gets one row: class, level (the class index; the order of the
+classes), confidence and one probability per class. An image that cannot be
+read is not dropped: its row has ``status=error`` and the reason. With
+``--group-by subject`` the views of one person are fused (mean of the
+probabilities) into one prediction per person.
+
+The exported ONNX graph takes ``pixels``: uint8 RGB, shape (N, H, W, 3) (what
+``load_crop`` returns, stacked), and returns ``probs``: float32 (N, K).
+
+>>> rows = predict("runs/demo/exp/export/model.onnx", "face.jpg")  # doctest: +SKIP
+>>> rows[0]["class"], rows[0]["probs"]  # doctest: +SKIP
+('30-40', [0.1, 0.7, 0.15, 0.05])
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..config import ConfigError, add_config_arguments, build_config, config_from_args
+from ..utils import atomic_write_json, atomic_write_text, say
+
+__all__ = ["PredictConfig", "predict", "load_predictor", "OnnxPredictor", "TorchPredictor",
+           "load_pixels", "ort_session", "read_onnx_metadata", "add_arguments", "run",
+           "IMAGE_EXTENSIONS", "INPUT_NAME", "OUTPUT_NAME", "METADATA_KEY"]
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+MANIFEST_EXTENSIONS = {".csv", ".parquet", ".pq"}
+INPUT_NAME = "pixels"
+OUTPUT_NAME = "probs"
+METADATA_KEY = "skinage"  # metadata_props key holding the JSON description of an exported model
+
+
+@dataclass
+class PredictConfig:
+    """Options of ``skinage predict`` / :func:`skinage.predict`."""
+
+    model: str = field(default="", metadata={"positional": True,
+        "help": "a run folder, a checkpoint (.safetensors/.json) or an exported .onnx file"})
+    inputs: tuple = field(default=(), metadata={"positional": True, "nargs": "+", "type": "strs",
+        "help": "image files, folders (searched recursively) or manifests (.csv/.parquet)"})
+    out: Path | None = field(default=None, metadata={
+        "help": "write the predictions to this .csv or .json file (default: CSV on stdout)"})
+    bbox: tuple | None = field(default=None, metadata={"type": "floats",
+        "help": "x0,y0,x1,y1 crop box in pixels for the image files given directly"})
+    group_by: str | None = field(default=None, metadata={"choices": ("subject",),
+        "help": "fuse the images of one subject (mean probabilities) into one prediction"})
+    subject_pattern: str | None = field(default=None, metadata={
+        "help": "regular expression whose first group is the subject id in a file name, for images "
+                "outside a manifest, e.g. '^(\\d+)_' for 012_03.jpg (default: each file is its own subject)"})
+    split: str | None = field(default=None, metadata={
+        "help": "with a manifest input, predict only this split (train/val/test)"})
+    batch_size: int = field(default=16, metadata={"help": "images per forward pass"})
+    threads: int = field(default=0, metadata={"help": "CPU threads (0: the runtime's default)"})
+    which: str = field(default="best", metadata={"choices": ("best", "last"),
+        "help": "which checkpoint of a run folder to use"})
+
+
+# --------------------------------------------------------------------------------------------
+# preprocessing (torch-free)
+
+def load_pixels(path: str | os.PathLike, bbox: Sequence[float] | None, preprocessing: dict) -> np.ndarray:
+    """One image as the model sees it: uint8 (size, size, 3), cropped exactly as in training.
+
+    Uses :func:`skinage.data.images.load_crop` with the ``preprocessing`` block of a
+    checkpoint or an exported model; raises ``ImageError`` for unreadable images.
+    """
+    from ..data.images import load_crop
+
+    if bbox is not None and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in bbox):
+        bbox = None
+    size = int(preprocessing.get("input_size", 224))
+    kw: dict[str, Any] = {"size": size, "margin": float(preprocessing.get("margin", 0.0) or 0.0),
+                          "square": bool(preprocessing.get("square", False))}
+    interp = preprocessing.get("interpolation")
+    if interp:  # training reads crops with the model's interpolation as load_crop's `resample`
+        for name in ("resample", "interpolation"):
+            if _load_crop_takes(name):
+                kw[name] = interp
+                break
+    arr = load_crop(path, tuple(float(v) for v in bbox) if bbox is not None else None, **kw)
+    arr = np.asarray(arr, dtype=np.uint8)
+    if arr.shape != (size, size, 3):
+        raise ValueError(f"load_crop returned shape {arr.shape}, expected {(size, size, 3)}")
+    return arr
+
+
+_SIG_CACHE: dict[str, bool] = {}
+
+
+def _load_crop_takes(name: str) -> bool:
+    if name not in _SIG_CACHE:
+        import inspect
+
+        from ..data.images import load_crop
+
+        _SIG_CACHE[name] = name in inspect.signature(load_crop).parameters
+    return _SIG_CACHE[name]
+
+
+def _image_error_types() -> tuple:
+    try:
+        from ..data.images import ImageError
+
+        return (ImageError, OSError, ValueError)
+    except ImportError:  # pragma: no cover
+        return (OSError, ValueError)
+
+
+# --------------------------------------------------------------------------------------------
+# models
+
+def ort_session(path: str | os.PathLike, threads: int = 1):
+    """An ONNX Runtime CPU session; ``threads`` intra-op threads (0: runtime default)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    if threads:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def read_onnx_metadata(path_or_session) -> dict:
+    """The skinage description embedded in an exported model (classes, preprocessing, ...)."""
+    sess = path_or_session
+    if isinstance(sess, (str, os.PathLike)):
+        sess = ort_session(sess)
+    props = sess.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise ValueError("this .onnx file has no skinage metadata (export it with `skinage export RUN`)")
+    return json.loads(props[METADATA_KEY])
+
+
+class OnnxPredictor:
+    """Predict with an exported ``.onnx`` file (onnxruntime + NumPy only)."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = 0):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no ONNX file at {self.path}")
+        self.session = ort_session(self.path, threads)
+        self.meta = read_onnx_metadata(self.session)
+        self.classes = list(self.meta["classes"])
+        self.preprocessing = dict(self.meta["preprocessing"])
+        self.name = self.meta.get("model", self.path.stem)
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) -> float32 probabilities (N, K)."""
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
+
+
+class TorchPredictor:
+    """Predict with a checkpoint or a run folder (PyTorch)."""
+
+    def __init__(self, path: str | os.PathLike, which: str = "best", threads: int = 0):
+        import torch
+
+        from ..models.checkpoint import load_checkpoint
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.model, self.meta = load_checkpoint(path, which)
+        self.path = Path(self.meta.get("checkpoint", path))
+        self.classes = list(self.meta["classes"])
+        self.preprocessing = dict(self.meta["preprocessing"])
+        self.name = self.meta.get("model", "")
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.uint8)).permute(0, 3, 1, 2).float() / 255.0
+        with torch.no_grad():
+            return self.model.predict_proba(x).float().numpy()
+
+
+def load_predictor(model: str | os.PathLike, which: str = "best", threads: int = 0):
+    """An :class:`OnnxPredictor` for ``.onnx`` files, else a :class:`TorchPredictor`."""
+    p = Path(model)
+    if p.suffix.lower() == ".onnx":
+        return OnnxPredictor(p, threads)
+    if not p.exists() and not p.with_suffix(".safetensors").exists():
+        raise FileNotFoundError(f"model {p} not found: give a run folder, a .safetensors/.json checkpoint "
+                                f"or an .onnx file")
+    return TorchPredictor(p, which, threads)
+
+
+# --------------------------------------------------------------------------------------------
+# inputs
+
+@dataclass
+class _Item:
+    input: str
+    path: str
+    bbox: tuple | None = None
+    subject: str = ""
+    view: str = ""
+    true_label: int | None = None
+    error: str | None = None
+
+
+def _subject_of(path: Path, pattern: re.Pattern | None) -> str:
+    if pattern is not None:
+        m = pattern.search(path.name)
+        if m:
+            return m.group(1) if m.groups() else m.group(0)
+    return path.stem
+
+
+def _manifest_items(path: Path, split: str | None) -> tuple[list[_Item], list[str] | None]:
+    try:
+        from ..data.manifest import read_manifest
+
+        man = read_manifest(path)
+        df, classes = man.df, list(man.classes)
+    except ImportError:  # pragma: no cover - data package missing
+        import pandas as pd
+
+        df = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path)
+        classes = None
+    if "path" not in df.columns:
+        raise ConfigError(f"{path} is not a manifest: it has no 'path' column (make one with `skinage ingest`)")
+    if split is not None:
+        if "split" not in df.columns:
+            raise ConfigError(f"--split {split}: the manifest {path} has no 'split' column")
+        df = df[df["split"].astype(str) == split]
+    items = []
+    cols = set(df.columns)
+    for row in df.itertuples(index=False):
+        r = row._asdict()
+        bbox = None
+        if {"x0", "y0", "x1", "y1"} <= cols:
+            b = (r["x0"], r["y0"], r["x1"], r["y1"])
+            if not any(v is None or (isinstance(v, float) and np.isnan(v)) for v in b):
+                bbox = tuple(float(v) for v in b)
+        label = r.get("label")
+        try:
+            label = None if label is None or (isinstance(label, float) and np.isnan(label)) else int(label)
+        except (TypeError, ValueError):
+            label = None
+        if label is not None and label < 0:  # -1: unknown label
+            label = None
+        items.append(_Item(input=str(path), path=str(r["path"]), bbox=bbox,
+                           subject=str(r.get("subject", "") or Path(str(r["path"])).stem),
+                           view=str(r.get("view", "") if r.get("view", "") == r.get("view", "") else ""),
+                           true_label=label))
+    return items, classes
+
+
+def collect_inputs(inputs: Iterable[str], bbox=None, subject_pattern: str | None = None,
+                   split: str | None = None) -> tuple[list[_Item], list[str] | None]:
+    """Expand files, folders and manifests into a list of images (missing paths become error rows)."""
+    pattern = re.compile(subject_pattern) if subject_pattern else None
+    items: list[_Item] = []
+    manifest_classes = None
+    if bbox is not None and len(tuple(bbox)) != 4:
+        raise ConfigError(f"--bbox needs 4 numbers x0,y0,x1,y1, got {bbox!r}")
+    for inp in inputs:
+        p = Path(inp)
+        if p.is_dir():
+            if bbox is not None:
+                raise ConfigError("--bbox applies to single image files, not to folders (give a manifest with bboxes)")
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            if not files:
+                say(f"skinage predict: warning: no image files in folder {p}")
+            items.extend(_Item(input=str(p), path=str(f), subject=_subject_of(f, pattern)) for f in files)
+        elif p.suffix.lower() in MANIFEST_EXTENSIONS and p.is_file():
+            if bbox is not None:
+                raise ConfigError("--bbox applies to single image files; a manifest carries its own bboxes")
+            its, classes = _manifest_items(p, split)
+            manifest_classes = manifest_classes or classes
+            items.extend(its)
+        elif p.is_file():
+            items.append(_Item(input=str(p), path=str(p), subject=_subject_of(p, pattern),
+                               bbox=tuple(float(v) for v in bbox) if bbox is not None else None))
+        else:
+            items.append(_Item(input=str(p), path=str(p), subject=_subject_of(p, pattern),
+                               error="file not found"))
+    return items, manifest_classes
+
+
+# --------------------------------------------------------------------------------------------
+# prediction
+
+def _progress(total: int, desc: str):
+    try:
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit="img", disable=total < 32 or not sys.stderr.isatty(),
+                    file=sys.stderr)
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def _row(item: _Item, probs: np.ndarray | None, classes: list[str]) -> dict:
+    row: dict[str, Any] = {"input": item.input, "path": item.path, "subject": item.subject, "view": item.view,
+                           "bbox": list(item.bbox) if item.bbox is not None else None}
+    if item.true_label is not None:
+        row["true_level"] = item.true_label
+        row["true_class"] = classes[item.true_label] if 0 <= item.true_label < len(classes) else ""
+    if probs is None:
+        row.update(status="error", error=item.error or "unknown error", **{"class": None},
+                   level=None, confidence=None, probs=None)
+    else:
+        k = int(np.argmax(probs))
+        row.update(status="ok", error="", **{"class": classes[k]}, level=k,
+                   confidence=float(probs[k]), probs=[float(v) for v in probs])
+    return row
+
+
+def predict_items(predictor, items: list[_Item], batch_size: int = 16) -> list[dict]:
+    """Run ``predictor`` over ``items``; unreadable images become error rows."""
+    errors = _image_error_types()
+    pre = predictor.preprocessing
+    out_probs: list[np.ndarray | None] = [None] * len(items)
+    bar = _progress(len(items), "predict")
+    todo = [i for i, it in enumerate(items) if it.error is None]
+    for start in range(0, len(todo), max(1, batch_size)):
+        chunk = todo[start:start + batch_size]
+        arrays, idx = [], []
+        for i in chunk:
+            try:
+                arrays.append(load_pixels(items[i].path, items[i].bbox, pre))
+                idx.append(i)
+            except errors as e:  # ImageError, OSError, bad bbox...
+                items[i].error = str(e) or type(e).__name__
+        if arrays:
+            probs = predictor(np.stack(arrays))
+            for i, p in zip(idx, probs):
+                out_probs[i] = np.asarray(p, dtype=np.float64)
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return [_row(it, p, predictor.classes) for it, p in zip(items, out_probs)]
+
+
+def group_rows(rows: list[dict], classes: list[str], key: str = "subject") -> list[dict]:
+    """Fuse rows of one ``key`` value: mean probabilities of the readable images.
+
+    >>> rows = [{"subject": "a", "path": "1", "status": "ok", "probs": [0.8, 0.2]},
+    ...         {"subject": "a", "path": "2", "status": "ok", "probs": [0.2, 0.6]},
+    ...         {"subject": "b", "path": "3", "status": "error", "probs": None, "error": "corrupt"}]
+    >>> a, b = group_rows(rows, ["x", "y"])
+    >>> a["class"], a["probs"], a["n_images"]
+    ('x', [0.5, 0.4], 2)
+    >>> b["status"], b["n_failed"], b["error"]
+    ('error', 1, 'no readable image (3: corrupt)')
+    """
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(str(r.get(key, "")), []).append(r)
+    out = []
+    for g, members in groups.items():
+        ok = [r for r in members if r["status"] == "ok"]
+        row: dict[str, Any] = {key: g, "n_images": len(ok), "n_failed": len(members) - len(ok),
+                               "paths": [r["path"] for r in members]}
+        trues = {r.get("true_level") for r in members if r.get("true_level") is not None}
+        if len(trues) == 1:
+            t = trues.pop()
+            row["true_level"] = t
+            row["true_class"] = classes[t] if 0 <= t < len(classes) else ""
+        if ok:
+            p = np.mean([r["probs"] for r in ok], axis=0)
+            k = int(np.argmax(p))
+            row.update(status="ok", error="", **{"class": classes[k]}, level=k, confidence=float(p[k]),
+                       probs=[float(v) for v in p])
+        else:
+            reasons = "; ".join(f"{Path(r['path']).name}: {r.get('error')}" for r in members)
+            row.update(status="error", error=f"no readable image ({reasons})", **{"class": None}, level=None,
+                       confidence=None, probs=None)
+        out.append(row)
+    return out
+
+
+def _flat(rows: list[dict], classes: list[str]) -> list[dict]:
+    flat = []
+    for r in rows:
+        f = {}
+        for k, v in r.items():
+            if k == "probs":
+                for c, name in enumerate(classes):
+                    f[f"p_{name}"] = "" if v is None else round(float(v[c]), 6)
+            elif k == "bbox":
+                f[k] = "" if v is None else ",".join(f"{x:g}" for x in v)
+            elif k == "paths":
+                f[k] = ";".join(v)
+            elif k == "confidence":
+                f[k] = "" if v is None else round(float(v), 6)
+            else:
+                f[k] = "" if v is None else v
+        flat.append(f)
+    return flat
+
+
+def to_csv(rows: list[dict], classes: list[str]) -> str:
+    flat = _flat(rows, classes)
+    cols: list[str] = []
+    for f in flat:
+        cols.extend(k for k in f if k not in cols)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    w.writerows(flat)
+    return buf.getvalue()
+
+
+def predict(model, *inputs, **options) -> list[dict]:
+    """Predict images, folders or manifests; the Python form of ``skinage predict``.
+
+    Parameters
+    ----------
+    model : str or path
+        Run folder, checkpoint (``.safetensors``/``.json``) or ``.onnx`` file.
+    *inputs : str or path
+        Image files, folders, manifests.
+    **options
+        The flags of ``skinage predict`` (see :class:`PredictConfig`): ``out``, ``bbox``,
+        ``group_by``, ``subject_pattern``, ``split``, ``batch_size``, ``threads``, ``which``.
+
+    Returns
+    -------
+    list of dict
+        One dict per image (or per subject with ``group_by="subject"``): ``path``, ``subject``,
+        ``status`` ("ok"/"error"), ``error`` (the reason), ``class``, ``level``, ``confidence``,
+        ``probs`` (one per class, in the model's class order).
+    """
+    if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+        inputs = tuple(inputs[0])
+    cfg = build_config(PredictConfig, options, model=str(model), inputs=tuple(str(i) for i in inputs))
+    return _run(cfg)[0]
+
+
+def _run(cfg: PredictConfig) -> tuple[list[dict], list[str], Any]:
+    if not cfg.inputs:
+        raise ConfigError("no INPUT given: name image files, folders or a manifest")
+    predictor = load_predictor(cfg.model, cfg.which, cfg.threads)
+    items, man_classes = collect_inputs(cfg.inputs, cfg.bbox, cfg.subject_pattern, cfg.split)
+    if not items:
+        raise ConfigError(f"no images found in {', '.join(cfg.inputs)}")
+    classes = predictor.classes
+    if man_classes and list(man_classes) != classes:
+        say(f"skinage predict: warning: the manifest's classes {man_classes} differ from the model's {classes}; "
+            f"true_level/true_class refer to the manifest's order")
+    rows = predict_items(predictor, items, cfg.batch_size)
+    if cfg.group_by:
+        rows = group_rows(rows, classes, cfg.group_by)
+    if cfg.out is not None:
+        out = Path(cfg.out)
+        if out.suffix.lower() == ".json":
+            atomic_write_json(out, {"model": str(cfg.model), "name": predictor.name, "classes": classes,
+                                    "preprocessing": predictor.preprocessing, "group_by": cfg.group_by,
+                                    "n_ok": sum(r["status"] == "ok" for r in rows),
+                                    "n_failed": sum(r["status"] != "ok" for r in rows), "predictions": rows})
+        elif out.suffix.lower() == ".csv":
+            atomic_write_text(out, to_csv(rows, classes))
+        else:
+            raise ConfigError(f"--out {out}: use a .csv or .json file name")
+    return rows, classes, predictor
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("examples:  skinage predict runs/utk/exp face.jpg --bbox 10,20,150,200\n"
+                     "           skinage predict runs/utk/exp/export/model.int8.onnx photos/ --out preds.csv\n"
+                     "           skinage predict model.onnx london.csv --group-by subject --out people.json")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_config_arguments(parser, PredictConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(PredictConfig, args)
+    rows, classes, _ = _run(cfg)
+    n_bad = sum(r["status"] != "ok" for r in rows)
+    what = "subjects" if cfg.group_by else "images"
+    if cfg.out is None:
+        sys.stdout.write(to_csv(rows, classes))
+    else:
+        say(f"skinage predict: wrote {len(rows)} {what} to {cfg.out}")
+    for r in rows:
+        if r["status"] != "ok":
+            say(f"skinage predict: could not predict {r.get('path', r.get('subject'))}: {r['error']}")
+    say(f"skinage predict: {len(rows) - n_bad} {what} predicted, {n_bad} failed")
+    return 0 if len(rows) > n_bad else 1

@@ -1,0 +1,139 @@
+"""`skinage export`: ONNX fp32 parity with PyTorch, int8 export and its metadata, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
+
+from export_helpers import CLASSES, SIZE, make_tiny_run  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from skinage.export.onnx import export
+
+    tiny = make_tiny_run(tmp_path_factory.mktemp("export"))
+    res = export(tiny["run"], int8=True, repeats=3, calib_images=16)
+    return tiny, res
+
+
+def _val_pixels(tiny):
+    """The val crops loaded independently of the export code (load_crop with the manifest bboxes)."""
+    from skinage.data.images import load_crop
+    from skinage.data.manifest import read_manifest
+
+    df = read_manifest(tiny["manifest"]).split("val")
+    xs = []
+    for r in df.to_dict("records"):
+        bbox = None if np.isnan(r["x0"]) else (r["x0"], r["y0"], r["x1"], r["y1"])
+        xs.append(load_crop(r["path"], bbox, size=SIZE))
+    return np.stack(xs), df["label"].to_numpy()
+
+
+def test_fp32_parity_is_exact(exported):
+    import onnxruntime as ort
+
+    tiny, res = exported
+    files = res["files"]
+    x, y = _val_pixels(tiny)
+    sess = ort.InferenceSession(files["onnx_fp32"], providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].name == "pixels"
+    p_onnx = sess.run(None, {"pixels": x})[0]
+    model = tiny["model"]
+    with torch.no_grad():
+        p_torch = model.predict_proba(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255).numpy()
+    # probabilities that mean something (not a constant model), and the same from both
+    assert p_torch.max() - p_torch.min() > 0.1
+    assert np.allclose(p_onnx.sum(1), 1, atol=1e-5)
+    assert np.abs(p_onnx - p_torch).max() < 1e-4
+    assert (p_onnx.argmax(1) == p_torch.argmax(1)).all()
+    # the export's own report agrees with the independent check
+    fp32 = next(r for r in res["rows"] if r["format"] == "onnx fp32")
+    assert fp32["agreement"] == 1.0 and fp32["max_abs_prob_diff"] < 1e-4
+    assert res["check_images"] == len(x) == 8 and res["check_split"] == "val"
+    acc_torch = float((p_torch.argmax(1) == y).mean())
+    assert fp32["accuracy"] == pytest.approx(acc_torch)
+    # dynamic batch: one image and three images give the same rows
+    one = sess.run(None, {"pixels": x[:1]})[0]
+    assert np.allclose(one, p_onnx[:1], atol=1e-6)
+
+
+def test_int8_export_and_metadata_round_trip(exported):
+    import onnx
+
+    from skinage import __version__
+    from skinage.export.predict import read_onnx_metadata
+
+    tiny, res = exported
+    int8 = res["files"]["onnx_int8"]
+    meta = read_onnx_metadata(int8)
+    assert meta["classes"] == CLASSES
+    assert meta["precision"] == "int8"
+    assert meta["model"] == "mobilenet_v2"
+    assert meta["preprocessing"]["input_size"] == SIZE
+    assert meta["preprocessing"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    assert meta["preprocessing"]["interpolation"] == "bilinear"
+    assert meta["input"]["dtype"] == "uint8" and meta["input"]["shape"] == ["N", SIZE, SIZE, 3]
+    assert meta["skinage_version"] == __version__
+    assert meta["quantization"]["format"] == "QDQ" and meta["quantization"]["calibration_images"] == 16
+    fp32_meta = read_onnx_metadata(res["files"]["onnx_fp32"])
+    assert fp32_meta["precision"] == "fp32" and fp32_meta["classes"] == CLASSES
+    g = onnx.load(int8)
+    ops = [n.op_type for n in g.graph.node]
+    assert ops.count("QuantizeLinear") > 10  # the backbone is quantised
+    assert ops[-1] != "DequantizeLinear"  # ... the probabilities are not
+    props = {p.key: p.value for p in g.metadata_props}
+    assert json.loads(props["classes"]) == CLASSES
+    row = next(r for r in res["rows"] if r["format"] == "onnx int8")
+    assert 0 <= row["agreement"] <= 1 and row["reference"] == "onnx fp32"
+    assert row["size_bytes"] < 0.5 * next(r for r in res["rows"] if r["format"] == "onnx fp32")["size_bytes"]
+    assert row["accuracy_change"] == pytest.approx(row["accuracy"] - res["rows"][1]["accuracy"])
+
+
+def test_results_files_written(exported):
+    tiny, res = exported
+    out = tiny["run"] / "export"
+    saved = json.loads((out / "export_results.json").read_text())
+    assert [r["format"] for r in saved["rows"]] == ["pytorch fp32", "onnx fp32", "onnx int8"]
+    assert all(r["latency_ms"] > 0 for r in saved["rows"])
+    md = (out / "export_results.md").read_text()
+    assert "| onnx int8 | model.int8.onnx |" in md and "uint8" in md
+
+
+@pytest.mark.parametrize("ordinal", ["coral", "corn"])
+def test_ordinal_probabilities_in_graph_match_model(ordinal):
+    from skinage.export.onnx import _ordinal_probs
+    from skinage.models.heads import outputs_to_probs
+
+    g = torch.Generator().manual_seed(1)
+    out = torch.randn(7, 4, generator=g) * 3
+    assert torch.allclose(_ordinal_probs(out, ordinal), outputs_to_probs(out, ordinal), atol=1e-6)
+
+
+def test_cli_export_ordinal_run_with_torchscript(tmp_path):
+    from skinage.cli import main
+
+    tiny = make_tiny_run(tmp_path, ordinal="coral", steps=30)
+    out = tmp_path / "exp"
+    rc = main(["export", str(tiny["run"]), "--format", "all", "--opset", "17", "--repeats", "2",
+               "--out", str(out)])
+    assert rc == 0
+    res = json.loads((out / "export_results.json").read_text())
+    assert (out / "model.onnx").is_file() and (out / "model.ts.pt").is_file()
+    assert not (out / "model.int8.onnx").exists()  # --int8 not given
+    by = {r["format"]: r for r in res["rows"]}
+    assert by["onnx fp32"]["agreement"] == 1.0 and by["onnx fp32"]["max_abs_prob_diff"] < 1e-4
+    assert by["torchscript fp32"]["agreement"] == 1.0
+    assert res["options"]["opset"] == 17
+
+
+def test_export_missing_run_is_a_clear_error(tmp_path, capsys):
+    from skinage.cli import main
+
+    assert main(["export", str(tmp_path / "nope")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err

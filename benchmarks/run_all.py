@@ -1,0 +1,787 @@
+#!/usr/bin/env python
+"""The skinage benchmark suite on the real data in ../shared/data (``make bench``).
+
+Sections (run in this order; choose with ``--only``/``--skip``):
+
+``aihub``
+    aihub-forehead-labels (labels only, 4,825 rows, 965 people): the label-only baselines
+    (majority, stratified, age-only, age+gender) on the person-grouped test split, and by
+    5-fold person-grouped cross-validation. This is the bar an image model of the real
+    forehead data would have to clear.
+``utk``
+    utkface-age (3,700 aligned faces, no person ids: each image is its own group), the 4-level
+    remap {10,20} {30,40} {50} {60,70} and the 7 decades: mobilenet_v2 and efficientnet_lite0
+    in ``feature`` mode (and ``finetune`` in the full suite), squeezenet1_1 from scratch and
+    distilled from the best teacher (the teacher is chosen by *validation* QWK).
+``forehead``
+    the same 4-level task on forehead crops: the top band of the aligned faces, bbox
+    x 0.15-0.85, y 0.00-0.25 of the 200x200 images (pixels 30..170 x 0..50), written into the
+    manifest's bbox columns. UTKFace's alignment cuts most of the forehead off, so the band holds
+    what is left of the forehead, the eyebrows and often some hair: the closest real analogue of
+    the forehead grade available here.
+``london``
+    london-5view (102 people x 5 angles, age binned 18-24 / 25-29 / 30+): image-level vs
+    person-level (views fused) figures.
+``speed``
+    the speed benchmarks of the other issues (``benchmarks/bench_decode.py``, ``bench_train.py``,
+    ``bench_infer.py``) when present, each in its own process; their JSON is collected.
+
+Every training setting below is fixed in advance or chosen on validation splits only; the test
+split is only scored. Seeds are fixed (``--seed``). Results: ``benchmarks/results/<section>.json``
+and ``benchmarks/results/RESULTS.md`` (regenerated from all section files present, with date,
+machine and command). Heavy: run it under ``flock /tmp/skinage-heavy.lock`` on shared machines.
+
+Examples::
+
+    python benchmarks/run_all.py --quick                  # feature-mode runs only (~15 min, 2 cores)
+    python benchmarks/run_all.py --only aihub,london
+    python benchmarks/run_all.py                          # everything, incl. fine-tuning and distillation
+    python benchmarks/run_all.py --table-only             # rebuild RESULTS.md from the JSON files
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from skinage.utils import atomic_write_json, atomic_write_text, say  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+SECTIONS = ("aihub", "utk", "forehead", "london", "speed")
+UTK_REMAP4 = "10,20:0 30,40:1 50:2 60,70:3"
+UTK_CLASSES4 = ["10-29", "30-49", "50-59", "60-79"]
+AIHUB_REMAP = "0,1:0 2,3:1 4:2 5,6:3"
+FOREHEAD_BAND = (0.15, 0.00, 0.85, 0.25)  # x0, y0, x1, y1 as fractions of the 200x200 UTK image
+LONDON_BINS = "-inf,25,30,inf"  # <25, 25-29, 30+
+HEADLINE = ("accuracy", "f1_macro", "qwk", "mae", "within_one")
+TARGETS = {"qwk": 0.82, "accuracy": 0.66, "student_qwk_gap": 0.05, "student_size_ratio": 2.0}
+
+
+# ----------------------------------------------------------------------------- machine / provenance
+def machine_info() -> dict:
+    flags: list[str] = []
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and not model:
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    interesting = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_bf16",
+                   "amx_int8", "amx_tile", "avx_vnni")
+    info = {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "cpu_flags": [f for f in interesting if f in flags],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    for mod in ("torch", "torchvision", "timm", "onnxruntime", "sklearn"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - provenance only
+            info[mod] = None
+    try:
+        info["git_commit"] = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                                            capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:  # noqa: BLE001
+        info["git_commit"] = None
+    return info
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ----------------------------------------------------------------------------- small helpers
+def _f(v, nd=3):
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    return f"{v:.{nd}f}"
+
+
+def _fci(m: dict | None, key: str, nd=3) -> str:
+    if not m or m.get(key) is None:
+        return "–"
+    ci = (m.get("ci") or {}).get(key)
+    s = _f(m[key], nd)
+    if ci and ci[0] is not None:
+        s += f" [{_f(ci[0], nd)}, {_f(ci[1], nd)}]"
+    return s
+
+
+def _scores(y, pred, groups, n_classes, seed) -> dict:
+    """Headline metrics plus 95 % bootstrap CIs (over groups)."""
+    from skinage.evaluation.bootstrap import bootstrap_ci
+    from skinage.evaluation.metrics import classification_metrics
+
+    m = classification_metrics(y, pred, n_classes=n_classes, ordinal=True)
+    ci = bootstrap_ci(y, pred, groups=groups, n_classes=n_classes, n_boot=1000, seed=seed)
+    out = {k: m.get(k) for k in (*HEADLINE, "balanced_accuracy", "n")}
+    out["ci"] = {k: list(v) for k, v in ci.items() if k in HEADLINE}
+    return out
+
+
+def _ingest(source, out: Path, **opts):
+    from skinage.data.ingest import ingest
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ingest(str(source), out=str(out), **opts)
+    from skinage.data.manifest import read_manifest
+
+    return read_manifest(out)
+
+
+# ----------------------------------------------------------------------------- section: aihub
+def section_aihub(ctx: "Ctx") -> dict:
+    import numpy as np
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from skinage.evaluation.baselines import run_baselines
+
+    src = ctx.data / "aihub-forehead-labels" / "json_to_dataframe.csv"
+    man = _ingest(src, ctx.work / "aihub" / "aihub.csv", labels_only=True, label="forehead_wrinkle",
+                  subject="id", view="angle", remap=AIHUB_REMAP, seed=ctx.seed)
+    df, k = man.df, len(man.classes)
+    say(f"aihub: {len(df)} rows, {df['subject'].nunique()} people, classes {man.classes}, "
+        f"counts {np.bincount(df['label'], minlength=k).tolist()}")
+    train, test = df[df["split"] == "train"], df[df["split"] == "test"]
+    entries = []
+
+    def add(name, desc, pred, evdf, protocol):
+        e = {"task": "forehead wrinkle, 4 levels (labels only)", "dataset": "aihub-forehead-labels",
+             "baseline": name, "description": desc, "protocol": protocol,
+             "test": _scores(evdf["label"].to_numpy(), pred, evdf["subject"].to_numpy(), k, ctx.seed)}
+        entries.append(e)
+        t = e["test"]
+        say(f"aihub: {protocol:<28} {name:<22} acc {_fci(t, 'accuracy')}  qwk {_fci(t, 'qwk')}")
+
+    res = run_baselines(train, test, k, groups=test["subject"].to_numpy(), seed=ctx.seed)
+    for name in ("majority", "stratified", "metadata"):
+        if name in res:
+            add(name if name != "metadata" else "metadata (age+gender)", res[name].description,
+                res[name].pred, test, "test split (by person)")
+    age = run_baselines(train, test, k, groups=test["subject"].to_numpy(), features=["age"], seed=ctx.seed)
+    add("age only", age["metadata"].description, age["metadata"].pred, test, "test split (by person)")
+
+    # 5-fold person-grouped CV of the age-only model: every person predicted once, out of fold
+    pred = np.full(len(df), -1)
+    cv = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=ctx.seed)
+    for tr, te in cv.split(df, df["label"], df["subject"]):
+        r = run_baselines(df.iloc[tr], df.iloc[te], k, features=["age"], seed=ctx.seed)
+        pred[te] = r["metadata"].pred
+    add("age only", "logistic regression on age, out-of-fold", pred, df, "5-fold CV (by person)")
+    return {"entries": entries, "classes": man.classes, "n_rows": int(len(df)),
+            "n_people": int(df["subject"].nunique()),
+            "class_counts": np.bincount(df["label"], minlength=k).tolist(),
+            "split_counts": df["split"].value_counts().to_dict()}
+
+
+# ----------------------------------------------------------------------------- model runs
+@dataclass
+class RunSpec:
+    name: str
+    task: str                # manifest key
+    model: str
+    mode: str                # feature / finetune / distill
+    options: dict = field(default_factory=dict)
+    quick: bool = True       # part of --quick
+    teacher: str | None = None   # "best:<task>" -> best run of that task by validation QWK
+    label: str = ""          # shown in the table (e.g. "scratch", "distilled")
+
+
+def _flat_metrics(d: dict | None) -> dict | None:
+    """Headline figures (+ CIs) from an evaluate/train metrics block, whatever its exact nesting."""
+    if not isinstance(d, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key in (*HEADLINE, "balanced_accuracy", "n"):
+        v = d.get(key)
+        if isinstance(v, dict):
+            out[key] = v.get("value", v.get("point"))
+            if "ci" in v:
+                out.setdefault("ci", {})[key] = list(v["ci"])
+            elif "low" in v:
+                out.setdefault("ci", {})[key] = [v["low"], v["high"]]
+        elif v is not None:
+            out[key] = v
+    if "f1_macro" not in out and "macro_f1" in d:
+        out["f1_macro"] = d["macro_f1"]
+    ci = d.get("ci")
+    if isinstance(ci, dict):
+        for key, v in ci.items():
+            if key in HEADLINE or key == "macro_f1":
+                out.setdefault("ci", {})["f1_macro" if key == "macro_f1" else key] = list(v)
+    return out or None
+
+
+def _evaluate(run_dir: Path, seed: int) -> dict:
+    """Evaluate a run on its test split; returns model, baselines, person-level figures."""
+    from skinage.evaluation.evaluate import evaluate
+
+    res = evaluate(str(run_dir), seed=seed)
+    if not isinstance(res, dict):
+        p = run_dir / "metrics.json"
+        res = json.loads(p.read_text())
+    return res
+
+
+def _model_entry(spec: RunSpec, run_dir: Path, ev: dict, ex: dict | None, train_s: float, tm: dict) -> dict:
+    meta_p = run_dir / "weights" / "best.json"
+    meta = json.loads(meta_p.read_text()) if meta_p.exists() else {}
+    entry: dict[str, Any] = {
+        "name": spec.name, "task": spec.task, "model": spec.model, "mode": spec.mode, "label": spec.label,
+        "options": spec.options, "run": str(run_dir), "weights_from": meta.get("weights_from"),
+        "input_size": (meta.get("preprocessing") or {}).get("input_size"),
+        "teacher": spec.teacher, "train_time_s": round(train_s, 1),
+    }
+    entry.update(extract_eval(ev))
+    # validation figures as recorded by training at its best epoch (used to choose teachers; never the test)
+    entry["val"] = _flat_metrics(tm.get("val"))
+    entry["best_epoch"] = tm.get("best_epoch")
+    entry["train_test"] = _flat_metrics(tm.get("test"))
+    if ex:
+        rows = {r["format"]: r for r in ex.get("rows", [])}
+        entry["size_bytes"] = {f: r.get("size_bytes") for f, r in rows.items()}
+        entry["latency_ms"] = {f: r.get("latency_ms") for f, r in rows.items()}
+        i8 = rows.get("onnx int8") or {}
+        entry["int8_agreement"] = i8.get("agreement")
+        entry["int8_accuracy_change"] = i8.get("accuracy_change")
+        entry["onnx_int8"] = ex.get("files", {}).get("onnx_int8")
+    return entry
+
+
+def extract_eval(ev: dict) -> dict:
+    """The test figures of the model, the baselines and the person level from evaluate's result."""
+    out: dict[str, Any] = {"test": None, "baselines": {}, "person_level": None, "by_view": None}
+    model = ev.get("model") or ev.get("image") or ev.get("metrics")
+    out["test"] = _flat_metrics(model)
+    for name, b in (ev.get("baselines") or {}).items():
+        fm = _flat_metrics(b.get("metrics", b) if isinstance(b, dict) else None)
+        if fm:
+            out["baselines"][name] = fm
+    person = ev.get("person_level") or ev.get("person") or ev.get("persons")
+    if isinstance(person, dict):
+        out["person_level"] = _flat_metrics(person.get("model", person.get("metrics", person)))
+        pb = person.get("baselines") or {}
+        out["person_baselines"] = {n: _flat_metrics(b.get("metrics", b)) for n, b in pb.items()
+                                   if isinstance(b, dict)}
+    bv = ev.get("by_view") or ev.get("views")
+    if bv:
+        out["by_view"] = bv
+    return out
+
+
+def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict) -> dict:
+    from skinage.export.onnx import export
+    from skinage.training.train import train
+
+    opts = dict(spec.options)
+    if spec.teacher:
+        task = spec.teacher.split(":", 1)[1]
+        cands = [e for e in done.values() if e.get("task") == task and e.get("mode") != "distill"
+                 and (e.get("val") or {}).get("qwk") is not None]
+        if not cands:
+            raise RuntimeError(f"no teacher run with validation figures for task {task!r}")
+        best = max(cands, key=lambda e: e["val"]["qwk"])
+        opts["teacher"] = best["run"]
+        say(f"{spec.name}: teacher = {best['name']} (best validation QWK {best['val']['qwk']:.3f})")
+    say(f"\n== {spec.name}: {spec.model} {spec.mode} on {spec.task} {opts}")
+    t0 = time.perf_counter()
+    tr = train(data=str(manifest), model=spec.model, mode=spec.mode, seed=ctx.seed,
+               project=str(ctx.work / "runs"), name=spec.name, exist_ok=True, progress=False, **opts)
+    run_dir = Path(tr)
+    train_s = time.perf_counter() - t0
+    train_metrics = dict(getattr(tr, "metrics", None) or {})
+    ev = _evaluate(run_dir, ctx.seed)
+    ex = None
+    try:
+        ex = export(str(run_dir), int8=True, repeats=30 if ctx.quick else 100)
+    except Exception as e:  # noqa: BLE001 - the figures stand without the export
+        say(f"{spec.name}: export failed: {e}")
+    entry = _model_entry(spec, run_dir, ev, ex, train_s, train_metrics)
+    if spec.teacher:
+        entry["teacher"] = opts["teacher"]
+    t = entry.get("test") or {}
+    say(f"== {spec.name}: test acc {_fci(t, 'accuracy')}  qwk {_fci(t, 'qwk')}  ({train_s:.0f} s training)")
+    return entry
+
+
+def _utk_manifests(ctx: "Ctx") -> dict[str, Path]:
+    import numpy as np
+
+    from skinage.data.manifest import write_manifest
+
+    src = ctx.data / "utkface-age"
+    out = {}
+    m4 = _ingest(src, ctx.work / "utk" / "utk4.csv", remap=UTK_REMAP4, seed=ctx.seed)
+    out["utk4"] = m4.path if getattr(m4, "path", None) else ctx.work / "utk" / "utk4.csv"
+    m7 = _ingest(src, ctx.work / "utk" / "utk7.csv", seed=ctx.seed)
+    out["utk7"] = ctx.work / "utk" / "utk7.csv"
+    # forehead band: same rows and split, bbox = the top band of the 200x200 aligned faces
+    fm = _ingest(src, ctx.work / "utk" / "utk4_forehead.csv", remap=UTK_REMAP4, seed=ctx.seed)
+    df = fm.df.copy()
+    w = h = 200.0
+    df["x0"], df["y0"], df["x1"], df["y1"] = (np.float64(FOREHEAD_BAND[0] * w), np.float64(FOREHEAD_BAND[1] * h),
+                                              np.float64(FOREHEAD_BAND[2] * w), np.float64(FOREHEAD_BAND[3] * h))
+    fm.df = df
+    fm.meta = dict(fm.meta, forehead_band=list(FOREHEAD_BAND),
+                   note="bbox = top band of the aligned UTKFace images (benchmarks/run_all.py)")
+    write_manifest(fm, ctx.work / "utk" / "utk4_forehead.csv")
+    out["utk4_forehead"] = ctx.work / "utk" / "utk4_forehead.csv"
+    return out
+
+
+def utk_specs(quick: bool) -> list[RunSpec]:
+    feat = {"epochs": 60}
+    ft = {"epochs": 6, "size": 160}
+    specs = [
+        RunSpec("utk4_mnv2_feature", "utk4", "mobilenet_v2", "feature", feat),
+        RunSpec("utk4_effl0_feature", "utk4", "efficientnet_lite0", "feature", feat),
+        RunSpec("utk7_mnv2_feature", "utk7", "mobilenet_v2", "feature", feat),
+        RunSpec("utk7_effl0_feature", "utk7", "efficientnet_lite0", "feature", feat),
+        RunSpec("utk4_mnv2_finetune", "utk4", "mobilenet_v2", "finetune", ft, quick=False),
+        RunSpec("utk4_effl0_finetune", "utk4", "efficientnet_lite0", "finetune", ft, quick=False),
+        RunSpec("utk4_sqz_scratch", "utk4", "squeezenet1_1", "finetune",
+                {"epochs": 8, "size": 128, "pretrained": False}, quick=False, label="scratch"),
+        RunSpec("utk4_sqz_distill", "utk4", "squeezenet1_1", "distill",
+                {"epochs": 8, "size": 128, "pretrained": False}, quick=False, teacher="best:utk4",
+                label="distilled"),
+    ]
+    return [s for s in specs if s.quick or not quick]
+
+
+def forehead_specs(quick: bool) -> list[RunSpec]:
+    specs = [
+        RunSpec("forehead4_mnv2_feature", "utk4_forehead", "mobilenet_v2", "feature", {"epochs": 60}),
+        RunSpec("forehead4_effl0_feature", "utk4_forehead", "efficientnet_lite0", "feature", {"epochs": 60}),
+        RunSpec("forehead4_mnv2_finetune", "utk4_forehead", "mobilenet_v2", "finetune",
+                {"epochs": 6, "size": 160}, quick=False),
+    ]
+    return [s for s in specs if s.quick or not quick]
+
+
+def _model_section(ctx: "Ctx", specs: list[RunSpec], manifests: dict[str, Path], name: str) -> dict:
+    done: dict[str, dict] = {}
+    errors = {}
+    for spec in specs:
+        if ctx.runs and spec.name not in ctx.runs:
+            continue
+        try:
+            done[spec.name] = _run_spec(spec, manifests[spec.task], ctx, done)
+        except Exception as e:  # noqa: BLE001 - one failing run must not lose the others
+            errors[spec.name] = f"{type(e).__name__}: {e}"
+            say(f"{spec.name}: FAILED: {errors[spec.name]}")
+            traceback.print_exc()
+        ctx.save_partial(name, {"entries": list(done.values()), "errors": errors})
+    return {"entries": list(done.values()), "errors": errors,
+            "manifests": {k: str(v) for k, v in manifests.items()}}
+
+
+def section_utk(ctx: "Ctx") -> dict:
+    return _model_section(ctx, utk_specs(ctx.quick), _utk_manifests(ctx), "utk")
+
+
+def section_forehead(ctx: "Ctx") -> dict:
+    res = _model_section(ctx, forehead_specs(ctx.quick), _utk_manifests(ctx), "forehead")
+    res["forehead_band"] = {"x0": FOREHEAD_BAND[0], "y0": FOREHEAD_BAND[1], "x1": FOREHEAD_BAND[2],
+                            "y1": FOREHEAD_BAND[3], "units": "fraction of the 200x200 aligned image"}
+    return res
+
+
+def section_london(ctx: "Ctx") -> dict:
+    src = ctx.data / "london-5view" / "labels.csv"
+    man_p = ctx.work / "london" / "london.csv"
+    _ingest(src, man_p, path="file", subject="subject_id", view="view", label="age", bins=LONDON_BINS,
+            image_root=str(ctx.data / "london-5view"), seed=ctx.seed)
+    specs = [RunSpec("london_mnv2_feature", "london", "mobilenet_v2", "feature", {"epochs": 60}),
+             RunSpec("london_effl0_feature", "london", "efficientnet_lite0", "feature", {"epochs": 60})]
+    return _model_section(ctx, specs, {"london": man_p}, "london")
+
+
+# ----------------------------------------------------------------------------- section: speed
+def section_speed(ctx: "Ctx") -> dict:
+    out = {}
+    for script in ("bench_decode.py", "bench_train.py", "bench_infer.py"):
+        p = ROOT / "benchmarks" / script
+        if not p.exists():
+            out[script] = {"status": "absent"}
+            say(f"speed: {script} is not there yet, skipped")
+            continue
+        cmd = [sys.executable, str(p)] + (["--quick"] if ctx.quick and "--quick" in p.read_text() else [])
+        say(f"speed: {' '.join(cmd)}")
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        res = {"status": "ok" if r.returncode == 0 else f"exit {r.returncode}", "command": " ".join(cmd),
+               "seconds": round(time.perf_counter() - t0, 1), "stdout_tail": r.stdout[-3000:],
+               "stderr_tail": r.stderr[-1500:] if r.returncode else ""}
+        stem = Path(script).stem
+        for j in sorted(RESULTS.glob(f"{stem.replace('bench_', '')}*.json")) + sorted(RESULTS.glob(f"{stem}*.json")):
+            try:
+                res.setdefault("results", {})[j.name] = json.loads(j.read_text())
+            except ValueError:
+                pass
+        out[script] = res
+    return {"benchmarks": out}
+
+
+# ----------------------------------------------------------------------------- driver
+@dataclass
+class Ctx:
+    data: Path
+    work: Path
+    seed: int
+    quick: bool
+    runs: set
+    command: str
+    machine: dict
+
+    def save_partial(self, name: str, body: dict) -> None:
+        p = RESULTS / f"{name}.json"
+        if self.runs and p.exists():  # only a few runs redone: keep the others
+            body = _merge(json.loads(p.read_text()), dict(body))
+        atomic_write_json(p, self._wrap(name, body, partial=True))
+
+    def _wrap(self, name: str, body: dict, partial: bool = False) -> dict:
+        return {"section": name, "date": _now(), "command": self.command, "seed": self.seed, "quick": self.quick,
+                "partial": partial, "machine": self.machine, **body}
+
+
+RUNNERS = {"aihub": section_aihub, "utk": section_utk, "forehead": section_forehead, "london": section_london,
+           "speed": section_speed}
+
+
+# ----------------------------------------------------------------------------- the markdown
+def _load_sections() -> dict[str, dict]:
+    out = {}
+    for name in SECTIONS:
+        p = RESULTS / f"{name}.json"
+        if p.exists():
+            try:
+                out[name] = json.loads(p.read_text())
+            except ValueError:
+                pass
+    return out
+
+
+def _size(e: dict, fmt: str) -> str:
+    b = (e.get("size_bytes") or {}).get(fmt)
+    return "–" if not b else f"{b / 1e6:.2f}"
+
+
+def _lat(e: dict, fmt: str) -> str:
+    v = (e.get("latency_ms") or {}).get(fmt)
+    return "–" if v is None else f"{v:.1f}"
+
+
+def _beats(m: dict | None, b: dict | None, key: str) -> bool | None:
+    """True when the model's CI lies entirely above the baseline's (MAE: below)."""
+    if not m or not b:
+        return None
+    cm, cb = (m.get("ci") or {}).get(key), (b.get("ci") or {}).get(key)
+    if not cm or not cb:
+        return None
+    return cm[1] < cb[0] if key == "mae" else cm[0] > cb[1]
+
+
+def model_table(entries: list[dict]) -> list[str]:
+    lines = ["| task | model | mode | weights | test acc [95% CI] | macro-F1 | QWK [95% CI] | MAE | "
+             "train s | int8 MB | int8 ms | > baselines |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        t = e.get("test") or {}
+        beats = []
+        for bname, b in (e.get("baselines") or {}).items():
+            ok = [_beats(t, b, k) for k in ("accuracy", "qwk")]
+            if all(x is True for x in ok):
+                beats.append(True)
+            elif any(x is False for x in ok):
+                beats.append(False)
+        verdict = "–" if not beats else ("yes" if all(beats) else "**no**")
+        mode = e["mode"] + (f" ({e['label']})" if e.get("label") else "")
+        lines.append(
+            f"| {e['task']} | {e['model']} | {mode} | {e.get('weights_from') or '–'} | {_fci(t, 'accuracy')} | "
+            f"{_f(t.get('f1_macro'))} | {_fci(t, 'qwk')} | {_f(t.get('mae'))} | {_f(e.get('train_time_s'), 0)} | "
+            f"{_size(e, 'onnx int8')} | {_lat(e, 'onnx int8')} | {verdict} |")
+    return lines
+
+
+def baseline_table(entries: list[dict]) -> list[str]:
+    seen = set()
+    lines = ["| task | baseline | test acc [95% CI] | macro-F1 | QWK [95% CI] | MAE |", "|---|---|---|---|---|---|"]
+    for e in entries:
+        for name, b in (e.get("baselines") or {}).items():
+            if (e["task"], name) in seen:
+                continue
+            seen.add((e["task"], name))
+            lines.append(f"| {e['task']} | {name} | {_fci(b, 'accuracy')} | {_f(b.get('f1_macro'))} | "
+                         f"{_fci(b, 'qwk')} | {_f(b.get('mae'))} |")
+    return lines if len(lines) > 2 else []
+
+
+def targets_block(entries: list[dict]) -> list[str]:
+    u4 = [e for e in entries if e["task"] == "utk4" and e.get("test")]
+    if not u4:
+        return []
+    out = ["", "**Targets of issue 6 (utkface-age test split, 4 levels):**", ""]
+    with_val = [e for e in u4 if (e.get("val") or {}).get("qwk") is not None]
+    chosen = max(with_val, key=lambda e: e["val"]["qwk"]) if with_val else max(u4, key=lambda e: e["test"]["qwk"] or 0)
+    how = "chosen by validation QWK" if with_val else "no validation figures recorded: best test QWK"
+    t = chosen["test"]
+    dq, da = t["qwk"] - TARGETS["qwk"], t["accuracy"] - TARGETS["accuracy"]
+    out.append(f"- best model ({chosen['name']}, {how}): QWK {t['qwk']:.3f} (target >= {TARGETS['qwk']}: "
+               f"{'met' if dq >= 0 else f'missed by {-dq:.3f}'}), accuracy {t['accuracy']:.3f} (target >= "
+               f"{TARGETS['accuracy']}: {'met' if da >= 0 else f'missed by {-da:.3f}'})")
+    stu = [e for e in u4 if e["mode"] == "distill"]
+    for s in stu:
+        teacher = next((e for e in entries if e.get("run") == s.get("teacher")), None)
+        if teacher and teacher.get("test"):
+            gap = teacher["test"]["qwk"] - s["test"]["qwk"]
+            ts, ss = (teacher.get("size_bytes") or {}).get("onnx int8"), (s.get("size_bytes") or {}).get("onnx int8")
+            ratio = ts / ss if ts and ss else None
+            out.append(f"- student {s['name']} vs teacher {teacher['name']}: QWK gap {gap:.3f} (target <= "
+                       f"{TARGETS['student_qwk_gap']}: {'met' if gap <= TARGETS['student_qwk_gap'] else 'missed'}); "
+                       f"int8 size ratio {('%.2fx' % ratio) if ratio else '–'} (target >= 2x)")
+    if not stu:
+        out.append("- squeezenet1_1 student: not run in this suite run (full suite only)")
+    bad = []
+    for e in u4:
+        for bname, b in (e.get("baselines") or {}).items():
+            for k in ("accuracy", "qwk"):
+                if _beats(e["test"], b, k) is False:
+                    bad.append(f"{e['name']} vs {bname} ({k})")
+    out.append("- every model above every baseline with non-overlapping 95% CIs (accuracy and QWK): "
+               + ("yes" if not bad else "no: " + ", ".join(bad)))
+    return out
+
+
+def render_markdown(sections: dict[str, dict]) -> str:
+    L = ["# skinage benchmark results", "",
+         "Produced by `benchmarks/run_all.py` (not typed by hand). Each section records its own date, "
+         "command and machine; rebuild this file with `python benchmarks/run_all.py --table-only`.", ""]
+    machines = {json.dumps(s.get("machine", {}), sort_keys=True) for s in sections.values()}
+    for mj in machines:
+        m = json.loads(mj)
+        L.append(f"Machine: {m.get('cpu')}, {m.get('cores')} cores, flags {' '.join(m.get('cpu_flags', []))}; "
+                 f"torch {m.get('torch')}, onnxruntime {m.get('onnxruntime')}, Python {m.get('python')}, "
+                 f"commit {m.get('git_commit')}.")
+    L.append("")
+    for name in SECTIONS:
+        s = sections.get(name)
+        if not s:
+            continue
+        L += [f"## {name}", "", f"{s['date']}; `{s['command']}`" + (" (partial)" if s.get("partial") else "")
+              + ("; quick suite" if s.get("quick") else ""), ""]
+        if name == "aihub":
+            L += [f"{s['n_rows']} rows, {s['n_people']} people, classes {s['classes']} with counts "
+                  f"{s['class_counts']}; split by person {s['split_counts']}.", "",
+                  "| protocol | baseline | acc [95% CI] | macro-F1 | QWK [95% CI] | MAE | n |",
+                  "|---|---|---|---|---|---|---|"]
+            for e in s["entries"]:
+                t = e["test"]
+                L.append(f"| {e['protocol']} | {e['baseline']} | {_fci(t, 'accuracy')} | {_f(t.get('f1_macro'))} | "
+                         f"{_fci(t, 'qwk')} | {_f(t.get('mae'))} | {t.get('n')} |")
+            L.append("")
+            continue
+        if name == "speed":
+            for script, r in s.get("benchmarks", {}).items():
+                L.append(f"- `{script}`: {r.get('status')}" + (f" ({r.get('seconds')} s)" if r.get("seconds") else ""))
+                for fn, j in (r.get("results") or {}).items():
+                    summ = j.get("summary") if isinstance(j, dict) else None
+                    if summ:
+                        L.append(f"  - {fn}: {json.dumps(summ)[:400]}")
+                    else:
+                        L.append(f"  - {fn}")
+            L.append("")
+            continue
+        entries = s.get("entries", [])
+        if entries:
+            L += model_table(entries) + [""]
+            bt = baseline_table(entries)
+            if bt:
+                L += ["Baselines on the same test rows:", ""] + bt + [""]
+            pl = [e for e in entries if e.get("person_level")]
+            if pl:
+                L += ["Image level vs person level (a person's views fused):", "",
+                      "| model | image acc | image QWK | person acc | person QWK | people |", "|---|---|---|---|---|---|"]
+                for e in pl:
+                    t, p = e.get("test") or {}, e["person_level"]
+                    L.append(f"| {e['name']} | {_fci(t, 'accuracy')} | {_fci(t, 'qwk')} | {_fci(p, 'accuracy')} | "
+                             f"{_fci(p, 'qwk')} | {p.get('n', '–')} |")
+                L.append("")
+            if name == "utk":
+                L += targets_block(entries) + [""]
+            if name == "forehead" and s.get("forehead_band"):
+                b = s["forehead_band"]
+                L += [f"Forehead band: x {b['x0']}-{b['x1']}, y {b['y0']}-{b['y1']} of the aligned 200x200 image.", ""]
+        for run, err in (s.get("errors") or {}).items():
+            L.append(f"- {run}: failed: {err}")
+        L.append("")
+    return "\n".join(L).rstrip() + "\n"
+
+
+README_TEXT = """## Results
+
+The figures below are produced by the benchmark suite (`benchmarks/run_all.py`), not typed by hand;
+the full tables, with confidence intervals for every figure, the baselines and the machine, are in
+[`benchmarks/results/RESULTS.md`](benchmarks/results/RESULTS.md).
+
+{table}
+
+**Reproduce:** `make bench` (everything: feature-mode runs, fine-tuning, distillation and the speed
+benchmarks), or `.venv/bin/python benchmarks/run_all.py --quick` (feature-mode runs only), with the
+real data in `../shared/data`; choose sections with `--only aihub,utk,forehead,london,speed`. Seeds
+are fixed; training settings are fixed in advance or chosen on validation splits (e.g. the
+distillation teacher is the run with the best *validation* QWK); the test splits are only scored.
+On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
+
+**What the figures mean, and what they do not:**
+
+- *utkface-age* is an age-group task (decades, or 4 levels {{10,20}} {{30,40}} {{50}} {{60,70}}) on real,
+  aligned face photos. Age decade is only a **proxy** for skin aging: it says that the models and the
+  training modes can read age-related appearance from small images on a CPU, not that they grade
+  wrinkles. UTKFace has **no person ids**, so each image is its own group in the split and the
+  bootstrap; if the same person appears in several images, train and test may share people and the
+  figures can be somewhat optimistic.
+- *forehead* uses a fixed band at the top of the aligned UTKFace crops (x 0.15-0.85, y 0-0.25 of the
+  image). The alignment cuts most of the forehead off, so the band holds the lower forehead, the
+  eyebrows and often hair: the closest real analogue of a forehead crop available here, not a
+  forehead wrinkle grade.
+- *london-5view* has person ids and 5 views per person: figures are given per image and per person
+  (the probabilities of a person's views averaged); its 102 people make the intervals wide.
+- *aihub-forehead-labels* has labels but no images: only the label-only baselines can be computed.
+  They are the bar an image model of the real forehead grade must clear (split by person): a model
+  that does not beat the age-only baseline has learnt little more than the person's age.
+- The 95 % intervals come from a bootstrap over persons (over images where there are no person
+  ids). "> baselines" means the model's interval lies above every baseline's for accuracy and QWK.
+- Speed figures (latency of one image on one thread, training time) are from one shared 2-core
+  machine; ratios measured side by side are more telling than absolute times.
+"""
+
+
+def readme_table(sections: dict[str, dict]) -> str:
+    rows = ["| data | task | model | mode | test accuracy | QWK | MAE | int8 MB | int8 ms (1 thread) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for name in ("utk", "forehead", "london"):
+        for e in (sections.get(name) or {}).get("entries", []):
+            t = e.get("test") or {}
+            mode = e["mode"] + (f" ({e['label']})" if e.get("label") else "")
+            rows.append(f"| {name} | {e['task']} | {e['model']} | {mode} | {_fci(t, 'accuracy', 2)} | "
+                        f"{_fci(t, 'qwk', 2)} | {_f(t.get('mae'), 2)} | {_size(e, 'onnx int8')} | "
+                        f"{_lat(e, 'onnx int8')} |")
+            if e.get("person_level"):
+                p = e["person_level"]
+                rows.append(f"| {name} | {e['task']} (per person) | {e['model']} | {mode} | "
+                            f"{_fci(p, 'accuracy', 2)} | {_fci(p, 'qwk', 2)} | {_f(p.get('mae'), 2)} | | |")
+    base = []
+    for name in ("utk", "forehead", "london"):
+        seen = set()
+        for e in (sections.get(name) or {}).get("entries", []):
+            for bname, b in (e.get("baselines") or {}).items():
+                if (e["task"], bname) not in seen:
+                    seen.add((e["task"], bname))
+                    base.append(f"| {name} | {e['task']} | baseline: {bname} | – | {_fci(b, 'accuracy', 2)} | "
+                                f"{_fci(b, 'qwk', 2)} | {_f(b.get('mae'), 2)} | | |")
+    for e in (sections.get("aihub") or {}).get("entries", []):
+        t = e["test"]
+        base.append(f"| aihub-forehead-labels | forehead grade, 4 levels | baseline: {e['baseline']} | "
+                    f"{e['protocol']} | {_fci(t, 'accuracy', 2)} | {_fci(t, 'qwk', 2)} | {_f(t.get('mae'), 2)} | | |")
+    out = "\n".join(rows + base)
+    tb = targets_block((sections.get("utk") or {}).get("entries", []))
+    if tb:
+        out += "\n" + "\n".join(tb)
+    return out
+
+
+def write_markdown() -> Path:
+    p = RESULTS / "RESULTS.md"
+    sections = _load_sections()
+    atomic_write_text(p, render_markdown(sections))
+    atomic_write_text(RESULTS / "README_results.md", README_TEXT.format(table=readme_table(sections)))
+    return p
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="feature-mode runs only (no fine-tuning / distillation)")
+    ap.add_argument("--only", default="", help=f"comma-separated sections among {','.join(SECTIONS)}")
+    ap.add_argument("--skip", default="", help="comma-separated sections to leave out")
+    ap.add_argument("--runs", default="", help="comma-separated run names to do within the model sections")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the real data folder")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench", help="manifests and run folders")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--table-only", action="store_true", help="only rebuild RESULTS.md from the JSON files")
+    ap.add_argument("--list", action="store_true", help="list the sections and runs, then stop")
+    a = ap.parse_args(argv)
+    if a.list:
+        for s in SECTIONS:
+            print(s)
+        for spec in utk_specs(False) + forehead_specs(False):
+            print(f"  {spec.name}: {spec.model} {spec.mode} {spec.options}{'' if spec.quick else '  (full only)'}")
+        return 0
+    if a.table_only:
+        print(write_markdown())
+        return 0
+    only = [s for s in a.only.split(",") if s] or list(SECTIONS)
+    bad = [s for s in only + [s for s in a.skip.split(",") if s] if s not in SECTIONS]
+    if bad:
+        ap.error(f"unknown section(s) {bad}; choose from {', '.join(SECTIONS)}")
+    chosen = [s for s in SECTIONS if s in only and s not in a.skip.split(",")]
+    if not a.data.exists():
+        ap.error(f"--data {a.data} does not exist (the real data lives in ../shared/data beside the checkout)")
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    argv_s = sys.argv[1:] if argv is None else list(argv)
+    ctx = Ctx(data=a.data.resolve(), work=a.work.resolve(), seed=a.seed, quick=a.quick,
+              runs={r for r in a.runs.split(",") if r},
+              command="python benchmarks/run_all.py " + " ".join(shlex.quote(x) for x in argv_s),
+              machine=machine_info())
+    status = 0
+    for name in chosen:
+        say(f"\n######## section {name} ({_now()})")
+        t0 = time.perf_counter()
+        try:
+            body = RUNNERS[name](ctx)
+            body["seconds"] = round(time.perf_counter() - t0, 1)
+            if ctx.runs and (RESULTS / f"{name}.json").exists() and name in ("utk", "forehead", "london"):
+                body = _merge(json.loads((RESULTS / f"{name}.json").read_text()), body)
+            atomic_write_json(RESULTS / f"{name}.json", ctx._wrap(name, body))
+        except Exception as e:  # noqa: BLE001
+            status = 1
+            say(f"section {name} FAILED: {type(e).__name__}: {e}")
+            traceback.print_exc()
+        write_markdown()
+    say(f"\nresults: {RESULTS / 'RESULTS.md'}")
+    return status
+
+
+def _merge(old: dict, new: dict) -> dict:
+    """Keep earlier entries of runs not redone in this call (``--runs`` selects a few)."""
+    names = {e["name"] for e in new.get("entries", [])}
+    kept = [e for e in old.get("entries", []) if e.get("name") not in names]
+    new["entries"] = kept + new.get("entries", [])
+    return new
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""``skinage demo``: the whole job end to end, on a SYNTHETIC default or on your data.
+
+With no arguments the demo
+
+1. generates a small SYNTHETIC forehead data set in the AI-Hub JSON layout
+   (:mod:`skinage.data.synth`: drawn skin patches whose wrinkle lines grow with
+   the grade 0-6, several people at 5 angles each);
+2. ingests it with the 7 -> 4 remap ``0,1:0 2,3:1 4:2 5,6:3`` and splits it by person;
+3. trains MobileNetV2 in ``feature`` mode (frozen ImageNet backbone, cached embeddings);
+4. evaluates it on the test split, beside the baselines, with person-level figures,
+   and writes the report;
+5. exports int8 ONNX and predicts a few test images with that file;
+6. writes the comparison table and prints where the report, the model file and the
+   table are.
+
+``skinage demo --data DIR`` does the same on your own data (anything ``skinage ingest``
+reads: a class-folder tree, an AI-Hub JSON tree, a label table, or a ready manifest).
+
+>>> cfg = build_config(DemoConfig, {"people": 8, "epochs": 1})
+>>> cfg.people, cfg.model, cfg.mode
+(8, 'mobilenet_v2', 'feature')
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from .utils import atomic_write_json, say
+
+__all__ = ["DemoConfig", "DemoResult", "demo", "add_arguments", "run"]
+
+FOREHEAD_REMAP = "0,1:0 2,3:1 4:2 5,6:3"
+
+
+@dataclass
+class DemoConfig:
+    """Options of ``skinage demo`` (also the keywords of :func:`demo`)."""
+
+    data: Path | None = field(default=None, metadata={
+        "help": "your own data (class folders, AI-Hub JSON tree, label table or manifest); "
+                "default: a generated SYNTHETIC forehead data set"})
+    out: Path = field(default=Path("runs/demo"), metadata={
+        "help": "work folder for the data, manifest, run, report and model"})
+    people: int = field(default=60, metadata={"help": "synthetic people (each at 5 angles)"})
+    image_size: tuple = field(default=(256, 192), metadata={
+        "type": "ints", "help": "synthetic photo width,height in pixels"})
+    seed: int = field(default=0, metadata={"help": "seed of the data, the split and the training"})
+    model: str = field(default="mobilenet_v2", metadata={"help": "backbone (see `skinage models`)"})
+    mode: str = field(default="feature", metadata={
+        "choices": ("feature", "finetune"), "help": "training mode"})
+    epochs: int = field(default=30, metadata={"help": "training epochs (feature mode: on cached embeddings)"})
+    input_size: int = field(default=0, metadata={
+        "help": "image size fed to the model (0: the backbone's own, e.g. 224)"})
+    pretrained: bool = field(default=True, metadata={"help": "start from ImageNet weights"})
+    label: str = field(default="", metadata={
+        "help": "label key for --data JSON trees / column for tables (default: annotations.forehead_wrinkle "
+                "for the synthetic set)"})
+    remap: str = field(default="", metadata={
+        "help": f"label remap for --data (the synthetic set uses \"{FOREHEAD_REMAP}\")"})
+    bins: str = field(default="", metadata={"help": "bin numeric labels of --data (e.g. ages), as `skinage ingest --bins`"})
+    predict_n: int = field(default=5, metadata={"help": "test images to predict with the int8 model at the end"})
+    int8: bool = field(default=True, metadata={"help": "export int8 ONNX (else fp32 only)"})
+    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: all cores)"})
+
+
+@dataclass
+class DemoResult:
+    """Where everything went."""
+
+    out: Path
+    data: Path
+    manifest: Path
+    run: Path
+    report: Path | None = None
+    metrics: Path | None = None
+    onnx: Path | None = None
+    comparison: Path | None = None
+    predictions: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+
+
+def _api(module: str, name: str):
+    """The Python API function ``name`` of ``module``, or None with the reason when missing."""
+    try:
+        return getattr(importlib.import_module(module), name), None
+    except (ImportError, AttributeError) as e:
+        return None, f"{module}.{name} is not available ({e})"
+
+
+class _Step:
+    """Numbered, timed steps that say what they do."""
+
+    def __init__(self, total: int):
+        self.total, self.i, self.timings = total, 0, {}
+
+    def __call__(self, title: str, what: str):
+        self.i += 1
+        self.title = title
+        say(f"\n[{self.i}/{self.total}] {title}: {what}")
+        self._t = time.perf_counter()
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        dt = time.perf_counter() - self._t
+        self.timings[self.title] = round(dt, 2)
+        if exc[0] is None:
+            say(f"      done in {dt:.1f} s")
+        return False
+
+
+def _is_manifest(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in (".csv", ".parquet") and \
+        p.with_name(p.stem + ".meta.json").exists()
+
+
+def _find(run: Path, *names: str) -> Path | None:
+    for n in names:
+        hits = sorted(run.rglob(n))
+        if hits:
+            return hits[0]
+    return None
+
+
+def demo(**options: Any) -> DemoResult:
+    """Run the whole job; the Python form of ``skinage demo`` (keywords: :class:`DemoConfig`)."""
+    return _demo(build_config(DemoConfig, options))
+
+
+def _demo(cfg: DemoConfig) -> DemoResult:
+    t_all = time.perf_counter()
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    synthetic = cfg.data is None
+    step = _Step(7)
+    say("skinage demo: the whole job end to end -- data, ingest + person split, training, evaluation "
+        "with baselines, report, int8 export, prediction, comparison table")
+    say(f"work folder: {out}")
+
+    # 1. data ---------------------------------------------------------------------------------
+    if synthetic:
+        from .data.synth import make_synthetic_aihub
+
+        with step("data", f"generating a SYNTHETIC forehead data set in the AI-Hub JSON layout "
+                          f"({cfg.people} made-up people x 5 angles, {cfg.image_size[0]}x{cfg.image_size[1]} px, "
+                          f"wrinkle grade 0-6 drawn on the forehead; not real photos)"):
+            source = make_synthetic_aihub(out / "data", n_people=cfg.people, seed=cfg.seed,
+                                          image_size=tuple(cfg.image_size))
+            say(f"      {source}  (see README_SYNTHETIC.md there)")
+    else:
+        source = Path(cfg.data).expanduser().resolve()
+        if not source.exists():
+            raise FileNotFoundError(f"--data {cfg.data}: no such file or folder")
+        with step("data", f"using your data at {source}"):
+            pass
+
+    # 2. ingest + split -------------------------------------------------------------------------
+    manifest = out / "manifest.csv"
+    if not synthetic and _is_manifest(source):
+        with step("ingest", f"{source} is already a manifest: using it as it is (its split column included)"):
+            manifest = source
+    else:
+        ingest, why = _api("skinage.data.ingest", "ingest")
+        if ingest is None:
+            raise RuntimeError(f"cannot ingest: {why}")
+        if synthetic:
+            opts = dict(label="annotations.forehead_wrinkle", facepart=1, remap=FOREHEAD_REMAP)
+            what = (f"reading the JSON labels (annotations.forehead_wrinkle, facepart 1), remapping the 7 grades "
+                    f"to 4 levels \"{FOREHEAD_REMAP}\", splitting by person 70/15/15 (seed {cfg.seed})")
+        else:
+            opts = {k: getattr(cfg, k) for k in ("label", "remap", "bins") if getattr(cfg, k)}
+            what = f"reading {source} into a manifest and splitting by person 70/15/15 (seed {cfg.seed})"
+        with step("ingest", what):
+            ingest(str(source), out=str(manifest), seed=cfg.seed, **opts)
+            say(f"      manifest: {manifest}")
+
+    # 3. train ----------------------------------------------------------------------------------
+    train, why = _api("skinage.training.train", "train")
+    if train is None:
+        raise RuntimeError(f"cannot train: {why}")
+    topts: dict[str, Any] = dict(data=str(manifest), model=cfg.model, mode=cfg.mode, epochs=cfg.epochs,
+                                 seed=cfg.seed, project=str(out / "runs"), name=cfg.model)
+    if cfg.input_size:
+        topts["size"] = cfg.input_size
+    if not cfg.pretrained:
+        topts["pretrained"] = False
+    with step("train", f"{cfg.model} in {cfg.mode} mode ("
+                       + ("frozen ImageNet backbone, embeddings cached once, a small head trained on them"
+                          if cfg.mode == "feature" else "whole network trained") + f", {cfg.epochs} epochs)"):
+        trained = train(**topts)
+        run_dir = Path(trained)
+        say(f"      run folder: {run_dir}")
+
+    res = DemoResult(out=out, data=source, manifest=manifest, run=run_dir)
+
+    # 4. evaluate + report ----------------------------------------------------------------------
+    evaluate, why = _api("skinage.evaluation.evaluate", "evaluate")
+    with step("evaluate", "test split (people never seen in training): accuracy, macro-F1, QWK, MAE, "
+                          "within-one with 95% CIs by person, beside the majority / stratified / age-only "
+                          "baselines; per-view and person-level (views fused) figures; report.html"):
+        if evaluate is None:
+            res.skipped["evaluate"] = why
+            say(f"      skipped: {why}")
+        else:
+            evaluate(str(run_dir))
+            res.metrics = _find(run_dir, "metrics.json")
+            res.report = _find(run_dir, "report.html")
+
+    # 5. export --------------------------------------------------------------------------------
+    export, why = _api("skinage.export.onnx", "export")
+    with step("export", "ONNX fp32" + (" and int8 (static, calibrated on training images)" if cfg.int8 else "")
+              + " with a parity check against the trained model"):
+        if export is None:
+            res.skipped["export"] = why
+            say(f"      skipped: {why}")
+        else:
+            exported = export(str(run_dir), int8=cfg.int8, repeats=20)
+            files = exported.get("files", {})
+            res.onnx = Path(files.get("onnx_int8") or files["onnx_fp32"])
+
+    # 6. predict -------------------------------------------------------------------------------
+    with step("predict", f"{cfg.predict_n} test images with the {'int8 ' if cfg.int8 else ''}ONNX file "
+                         "(onnxruntime, numpy and Pillow only)"):
+        from .data.manifest import read_manifest
+
+        man = read_manifest(manifest)
+        test = man.df[man.df["split"] == "test"]
+        if res.onnx is None:
+            res.skipped["predict"] = "no ONNX file (export skipped)"
+            say("      skipped: no ONNX file")
+        elif len(test):
+            from .export.predict import predict
+
+            pick = test.drop_duplicates("subject").head(cfg.predict_n)
+            rows = []
+            for _, r in pick.iterrows():
+                bbox = [r[c] for c in ("x0", "y0", "x1", "y1")]
+                kw = {"bbox": bbox} if all(v == v for v in bbox) else {}  # NaN -> whole image
+                p = predict(str(res.onnx), str(r["path"]), **kw)[0]
+                p["true_class"] = r["class_name"]
+                rows.append(p)
+                say(f"      {Path(r['path']).name:<24} true {r['class_name']!s:<6} predicted "
+                    f"{p.get('class')!s:<6} (confidence {p.get('confidence', float('nan')):.2f})")
+            res.predictions = rows
+
+    # 7. compare -------------------------------------------------------------------------------
+    compare, why = _api("skinage.evaluation.compare", "compare")
+    with step("compare", "the comparison table (model, mode, weights, figures with CIs, size, latency, time)"):
+        if compare is None:
+            res.skipped["compare"] = why
+            say(f"      skipped: {why}")
+        else:
+            res.comparison = out / "comparison.md"
+            compare(str(run_dir), out=str(res.comparison))
+
+    res.timings = dict(step.timings, total=round(time.perf_counter() - t_all, 1))
+    atomic_write_json(out / "demo.json", {
+        "config": config_to_dict(cfg), "synthetic_data": synthetic,
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(res).items() if k != "predictions"},
+        "predictions": [{k: v for k, v in p.items() if k in ("path", "class", "true_class", "confidence")}
+                        for p in res.predictions],
+    })
+    _print_summary(res, synthetic)
+    return res
+
+
+def _print_summary(res: DemoResult, synthetic: bool) -> None:
+    lines = ["", "skinage demo finished in %.0f s%s." % (res.timings.get("total", 0),
+                                                        " on SYNTHETIC data" if synthetic else "")]
+    if res.metrics and res.metrics.exists():
+        try:
+            m = json.loads(res.metrics.read_text())
+            lines.append(_headline(m))
+        except (ValueError, OSError):
+            pass
+    lines += [
+        f"  report:            {res.report or '(not written)'}",
+        f"  model file:        {res.onnx or '(not exported)'}",
+        f"  comparison table:  {res.comparison or '(not written)'}",
+        f"  run folder:        {res.run}",
+        f"  manifest:          {res.manifest}",
+    ]
+    for k, v in res.skipped.items():
+        lines.append(f"  skipped {k}: {v}")
+    if synthetic:
+        lines.append("  (figures on synthetic data show that the pipeline works, nothing about real skin)")
+    print("\n".join(lines), flush=True)
+
+
+def _headline(m: dict) -> str:
+    """One line of test figures from an evaluate metrics.json, whatever its nesting."""
+    def grab(d, key):
+        if isinstance(d, dict):
+            if key in d and isinstance(d[key], (int, float)):
+                return d[key]
+            if key in d and isinstance(d[key], dict) and "value" in d[key]:
+                return d[key]["value"]
+        return None
+
+    model = m.get("model", m.get("image", m)) if isinstance(m, dict) else {}
+    parts = []
+    for key in ("accuracy", "macro_f1", "qwk", "mae"):
+        v = grab(model, key)
+        if v is not None:
+            parts.append(f"{key} {v:.3f}")
+    return "  test (image level): " + (", ".join(parts) if parts else "see the report")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("examples:  skinage demo                      # synthetic data, about 2-4 minutes on 2 cores\n"
+                     "           skinage demo --data faces/        # your class folders\n"
+                     "           skinage demo --data aihub/ --label annotations.forehead_wrinkle "
+                     f"--remap \"{FOREHEAD_REMAP}\"")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    add_config_arguments(parser, DemoConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(DemoConfig, args)
+    res = _demo(cfg)
+    return 0 if res.report is not None and res.onnx is not None else 1

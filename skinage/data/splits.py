@@ -72,13 +72,18 @@ def _deal(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
     n = max(1, min(n, n_groups))
     if n == 1:
         return np.zeros(len(y), dtype=int)
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     chunk = np.full(len(y), -1, dtype=int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "least populated class has only k members" is expected
-        sgkf = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
-        for k, (_, idx) in enumerate(sgkf.split(np.zeros(len(y)), y, groups)):
+        if n_groups == len(y):  # one row per group: the same deal, much faster
+            kf = StratifiedKFold(n_splits=n, shuffle=True, random_state=seed)
+            parts = kf.split(np.zeros(len(y)), y)
+        else:
+            kf = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
+            parts = kf.split(np.zeros(len(y)), y, groups)
+        for k, (_, idx) in enumerate(parts):
             chunk[idx] = k
     return chunk
 

@@ -77,7 +77,8 @@ def _deal(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
     chunk = np.full(len(y), -1, dtype=int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "least populated class has only k members" is expected
-        if n_groups == len(y):  # one row per group: the same deal, much faster
+        if n_groups == len(y) and np.unique(y, return_counts=True)[1].max() >= n:
+            # one row per group: the same deal, much faster
             kf = StratifiedKFold(n_splits=n, shuffle=True, random_state=seed)
             parts = kf.split(np.zeros(len(y)), y)
         else:

@@ -69,7 +69,8 @@ def _groups(df: pd.DataFrame, split_by: str) -> Tuple[np.ndarray, bool]:
 def _deal(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Chunk index per row: stratified, grouped, seeded; n chunks (or fewer when few groups)."""
     n_groups = len(np.unique(groups))
-    n = max(1, min(n, n_groups))
+    # sklearn needs n <= the size of the largest class
+    n = max(1, min(n, n_groups, int(np.unique(y, return_counts=True)[1].max()) if len(y) else 1))
     if n == 1:
         return np.zeros(len(y), dtype=int)
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -77,8 +78,7 @@ def _deal(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
     chunk = np.full(len(y), -1, dtype=int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "least populated class has only k members" is expected
-        if n_groups == len(y) and np.unique(y, return_counts=True)[1].max() >= n:
-            # one row per group: the same deal, much faster
+        if n_groups == len(y):  # one row per group: the same deal, much faster
             kf = StratifiedKFold(n_splits=n, shuffle=True, random_state=seed)
             parts = kf.split(np.zeros(len(y)), y)
         else:

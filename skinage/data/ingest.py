@@ -141,12 +141,15 @@ class _Rejects:
     def __init__(self):
         self.rows: List[Dict[str, Any]] = []
 
-    def add(self, origin, path, reason: str, detail: str = "", raw_label: str = ""):
+    def add(self, origin, path, reason: str, detail: str = "", raw_label: str = "", subject: str = ""):
         self.rows.append({"origin": str(origin), "path": "" if path is None else str(path), "reason": reason,
-                          "detail": detail, "raw_label": raw_label})
+                          "detail": detail, "raw_label": raw_label, "subject": "" if subject is None else str(subject)})
+
+    def reject(self, rec: Dict[str, Any], reason: str, detail: str = ""):
+        self.add(rec["origin"], rec["path"], reason, detail, normalise_label(rec["raw_label"]), rec.get("subject", ""))
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["origin", "path", "reason", "detail", "raw_label"])
+        return pd.DataFrame(self.rows, columns=["origin", "path", "reason", "detail", "raw_label", "subject"])
 
 
 # --------------------------------------------------------------------------- format detection
@@ -353,16 +356,20 @@ def _read_aihub(cfg: IngestConfig, root: Path, rej: _Rejects, notes: List[str], 
             all_keys_seen.update(_all_keys(obj))
         parts = jf.stem.split("_")
         named = len(parts) >= 4
+        subject = _first(obj, ["info.id", "id", "subject_id", "subject"])
+        if subject is _MISSING:
+            subject = parts[0] if named else ""
+        subject = str(subject)
         # face part
         if cfg.facepart is not None:
             fp = _first(obj, ["images.facepart", "facepart"])
             if fp is _MISSING and named:
                 fp = parts[-1]
             if fp is _MISSING or not is_number(fp):
-                rej.add(origin, "", "missing label key", "facepart (needed for --facepart)")
+                rej.add(origin, "", "missing label key", "facepart (needed for --facepart)", subject=subject)
                 continue
             if int(float(fp)) != int(cfg.facepart):
-                rej.add(origin, "", "other facepart", f"facepart {fp} != {cfg.facepart}")
+                rej.add(origin, "", "other facepart", f"facepart {fp} != {cfg.facepart}", subject=subject)
                 continue
         # image
         fname = _first(obj, ["info.filename", "filename", "file_name", "image_name", "info.file_name"])
@@ -382,22 +389,20 @@ def _read_aihub(cfg: IngestConfig, root: Path, rej: _Rejects, notes: List[str], 
         # label
         val = _lookup(obj, cfg.label)
         if val is _MISSING:
-            rej.add(origin, expected, "missing label key", f"no key '{cfg.label}' in the label file")
+            rej.add(origin, expected, "missing label key", f"no key '{cfg.label}' in the label file", subject=subject)
             continue
         label_key_seen = True
         if isinstance(val, (dict, list)):
-            rej.add(origin, expected, "bad label", f"'{cfg.label}' holds a {type(val).__name__}, not a value")
+            rej.add(origin, expected, "bad label", f"'{cfg.label}' holds a {type(val).__name__}, not a value",
+                    subject=subject)
             continue
-        subject = _first(obj, ["info.id", "id", "subject_id", "subject"])
-        if subject is _MISSING:
-            subject = parts[0] if named else ""
         view = _first(obj, ["info.angle", "angle", "view"])
         if view is _MISSING:
             view = parts[2] if named else ""
         try:
             bbox = _bbox_from(_lookup(obj, "images.bbox"), origin, [])
         except ValueError as e:
-            rej.add(origin, expected, "bad bbox", str(e), normalise_label(val))
+            rej.add(origin, expected, "bad bbox", str(e), normalise_label(val), subject)
             continue
         meta = {"label_file": str(jf.resolve())}
         for k in ("gender", "age"):
@@ -409,7 +414,8 @@ def _read_aihub(cfg: IngestConfig, root: Path, rej: _Rejects, notes: List[str], 
         if img is None:
             if not cfg.labels_only:
                 rej.add(origin, expected, "missing file",
-                        f"image {expected.name} not found beside the label file or below the source", normalise_label(val))
+                        f"image {expected.name} not found beside the label file or below the source", normalise_label(val),
+                        subject)
                 continue
             img = expected
         recs.append(_record(Path(img).resolve(), val, subject, view, bbox, origin, **meta))
@@ -460,7 +466,10 @@ def _maybe_numeric(s: pd.Series) -> pd.Series:
         return s
     if nonempty.str.match(r"^0\d").any():  # ids with leading zeros stay text
         return s
-    return pd.to_numeric(vals.where(vals != "", None), errors="coerce")
+    num = pd.to_numeric(vals.where(vals != "", None), errors="coerce")
+    if num.dropna().map(float.is_integer).all():
+        return num.astype("Int64")
+    return num
 
 
 def _read_table(cfg: IngestConfig, path: Path, rej: _Rejects, notes: List[str], counters: Counter,
@@ -502,13 +511,14 @@ def _read_table(cfg: IngestConfig, path: Path, rej: _Rejects, notes: List[str], 
         origin = f"{path.name}:row {i + 2}"  # 1-based, after the header line
         rel = str(r[pcol]).strip()
         raw = r[lcol]
+        subj = str(r[scol]).strip() if scol else ""
         if fcol is not None:
             fp = r[fcol]
             if not is_number(fp) or int(float(fp)) != int(cfg.facepart):
-                rej.add(origin, rel, "other facepart", f"facepart {fp!r} != {cfg.facepart}", normalise_label(raw))
+                rej.add(origin, rel, "other facepart", f"facepart {fp!r} != {cfg.facepart}", normalise_label(raw), subj)
                 continue
         if rel == "":
-            rej.add(origin, "", "missing path", f"empty '{pcol}' cell", normalise_label(raw))
+            rej.add(origin, "", "missing path", f"empty '{pcol}' cell", normalise_label(raw), subj)
             continue
         p = Path(rel)
         full = p if p.is_absolute() else root / p
@@ -524,7 +534,7 @@ def _read_table(cfg: IngestConfig, path: Path, rej: _Rejects, notes: List[str], 
             if all(v == "" or v.lower() == "nan" for v in vals):
                 bbox = None
             elif not all(is_number(v) for v in vals):
-                rej.add(origin, full, "bad bbox", f"bbox cells {vals}", normalise_label(raw))
+                rej.add(origin, full, "bad bbox", f"bbox cells {vals}", normalise_label(raw), subj)
                 continue
             else:
                 bbox = tuple(float(v) for v in vals)
@@ -635,8 +645,7 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
     for r in recs:
         cls = mapper.map(r["raw_label"])
         if cls is None:
-            rej.add(r["origin"], r["path"], mapper.why(r["raw_label"]), f"raw label {normalise_label(r['raw_label'])!r}",
-                    normalise_label(r["raw_label"]))
+            rej.reject(r, mapper.why(r["raw_label"]), f"raw label {normalise_label(r['raw_label'])!r}")
             continue
         r["class_name"] = cls
         kept.append(r)
@@ -650,8 +659,7 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
         if key in seen:
             first = seen[key]
             conflict = "" if first["class_name"] == r["class_name"] else f" with another label ({first['class_name']} vs {r['class_name']})"
-            rej.add(r["origin"], r["path"], "duplicate row", f"same image and bbox as {first['origin']}{conflict}",
-                    normalise_label(r["raw_label"]))
+            rej.reject(r, "duplicate row", f"same image and bbox as {first['origin']}{conflict}")
             continue
         seen[key] = r
         kept.append(r)
@@ -679,7 +687,7 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
         for r in recs:
             info = infos.get(r["path"])
             if isinstance(info, ImageError):
-                rej.add(r["origin"], r["path"], info.reason, info.detail, normalise_label(r["raw_label"]))
+                rej.reject(r, info.reason, info.detail)
                 continue
             size = (info.width, info.height) if info is not None else None
             if info is not None:
@@ -693,7 +701,7 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
     for r in recs:
         bbox, reason, note = r.pop("bbox_ok")
         if reason:
-            rej.add(r["origin"], r["path"], reason, note, normalise_label(r["raw_label"]))
+            rej.reject(r, reason, note)
             continue
         n_clamped += note == "clamped"
         r["bbox"] = bbox
@@ -811,6 +819,11 @@ def summarize(manifest: Manifest, rejected: pd.DataFrame, fmt: str = "", source=
             lines.append(f"subjects: {df['subject'].nunique()} (train {per['train']}, val {per['val']}, test {per['test']})"
                          + (f"; {subj['unknown']} images without a subject id are their own group" if subj.get("unknown") else "")
                          + ("; no subject is in two splits" if not _leak(df) else "; WARNING: subjects in two splits"))
+    if len(rejected) and "subject" in rejected.columns:
+        gone = sorted(set(rejected.loc[rejected["subject"] != "", "subject"]) - set(df["subject"]))
+        if gone:
+            lines.append(f"subjects set aside entirely (all their rows rejected): {len(gone)}: "
+                         + ", ".join(gone[:10]) + (" ..." if len(gone) > 10 else ""))
     if (df["fold"] >= 0).any():
         lines.append("folds: " + ", ".join(f"{k}: {n}" for k, n in sorted(df.loc[df['fold'] >= 0, 'fold'].value_counts().items())))
     bb = m.get("bbox", {})

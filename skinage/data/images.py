@@ -112,6 +112,9 @@ class ImageInfo:
 # --------------------------------------------------------------------------- opening
 
 
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+
+
 def _read_bytes(path) -> bytes:
     try:
         data = Path(path).read_bytes()
@@ -135,6 +138,8 @@ def _open_bytes(data: bytes, path) -> Image.Image:
     except Image.DecompressionBombError as e:
         raise ImageError("decompression bomb", str(e), path) from None
     except Image.UnidentifiedImageError:
+        if data.startswith(_SIGNATURES) or data[8:12] == b"WEBP":
+            raise ImageError("corrupt", "an image signature, but the header cannot be read", path) from None
         raise ImageError("non-image", "not an image format Pillow can read", path) from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
         raise ImageError("corrupt", f"cannot read the header: {e}", path) from None

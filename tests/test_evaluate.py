@@ -1,0 +1,181 @@
+"""`skinage evaluate` end to end on tiny runs: metrics.json, plots, report.html, baselines, persons, views."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_image
+
+CLASSES = ["low", "mid", "high"]
+
+
+def _manifest(root: Path, n_subjects: int = 18, views=("F", "L15", "R15"), corrupt: bool = False) -> Path:
+    from skinage.data.manifest import Manifest, write_manifest
+
+    rows = []
+    rng = np.random.default_rng(0)
+    splits = ["train", "train", "train", "val", "test", "train"]
+    for s in range(n_subjects):
+        lvl = s % 3
+        split = splits[(s // 3) % 6]
+        age = 20 + 20 * lvl + int(rng.integers(-5, 5))
+        for v, view in enumerate(views):
+            p = make_image(root / "img" / f"s{s}_{view}.png", value=40 + 80 * lvl, size=(40, 40), seed=s * 10 + v)
+            rows.append(dict(path=str(p), label=lvl, subject=f"s{s:02d}", view=view, split=split, age=age,
+                             gender="FM"[s % 2]))
+    if corrupt:
+        bad = root / "img" / "broken.jpg"
+        bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+        rows.append(dict(path=str(bad), label=0, subject="s12", view="F", split="test", age=20, gender="F"))
+    path = root / "manifest.csv"
+    write_manifest(Manifest(pd.DataFrame(rows), CLASSES, {"ordinal": True}), path)
+    return path
+
+
+def _fake_run(root: Path, manifest: Path, seed: int = 0) -> Path:
+    """A run folder as training writes it, with an untrained model (no training engine needed)."""
+    import torch
+    import yaml
+
+    from skinage.models.checkpoint import save_checkpoint
+    from skinage.models.model import SkinageModel
+
+    torch.manual_seed(seed)
+    run = root / "run"
+    m = SkinageModel("squeezenet1_1", 3, pretrained=False)
+    save_checkpoint(m, {"classes": CLASSES, "ordered": True, "mode": "feature", "epoch": 2,
+                        "preprocessing": {"input_size": 32}}, run / "weights" / "best")
+    (run / "args.yaml").write_text(yaml.safe_dump({"data": str(manifest), "model": "squeezenet1_1"}))
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.8], "val_loss": [1.1, 0.9], "val_accuracy": [0.3, 0.5],
+                  "lr": [1e-3, 1e-4]}).to_csv(run / "results.csv", index=False)
+    (run / "metrics.json").write_text(json.dumps({"best_epoch": 2, "time_s": 12.5, "test": {"accuracy": 0.5}}))
+    return run
+
+
+FAST = dict(n_boot=200, gradcam=2, embedding="pca", progress=False)
+
+
+def test_evaluate_fake_run(tmp_path, capsys):
+    import torch
+
+    import skinage
+    from skinage.models.checkpoint import load_checkpoint
+
+    manifest = _manifest(tmp_path, corrupt=True)
+    run = _fake_run(tmp_path, manifest)
+    res = skinage.evaluate(run, **FAST)
+    m = res.metrics
+    out = capsys.readouterr().out
+    assert "Image level" in out and "Person level" in out and "By view" in out and "metadata" in out
+    # default: the run's own manifest, test split: subjects s12..s14, 3 views each; the broken file set aside
+    assert m["split"] == "test" and m["n_images"] == 9 and m["n_persons"] == 3
+    assert m["n_set_aside"] == 1 and "broken.jpg" in m["set_aside"][0]["path"]
+    assert m["bootstrap"]["unit"] == "person"
+    assert set(m["image"]) == {"model", "majority", "stratified", "metadata"}
+    for name, mm in m["image"].items():
+        for key in ("accuracy", "qwk", "mae", "within_one", "f1_macro"):
+            lo, hi = mm["ci"][key]
+            assert np.isnan(mm[key]) or lo - 1e-9 <= mm[key] <= hi + 1e-9, (name, key)
+    # person level and views
+    assert m["person"]["model"]["n"] == 3
+    assert [r["view"] for r in m["by_view"]["model"]] == ["F", "L15", "R15"]
+    assert sum(r["support"] for r in m["per_class"]) == 9
+    # files
+    d = res.out_dir
+    assert d == run
+    for name in ("confusion_matrix.png", "confusion_matrix_persons.png", "training_curves.png", "embeddings.png",
+                 "reliability.png", "gradcam_right.png", "report.html", "eval_predictions.csv", "persons.csv"):
+        assert (d / name).is_file(), name
+    html = (d / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 6 and "Person level" in html and "By view" in html
+    # metrics.json keeps the training's keys and adds the evaluation
+    doc = json.loads((d / "metrics.json").read_text())
+    assert doc["best_epoch"] == 2 and doc["evaluation"]["n_images"] == 9
+    # the probabilities are the model's own (checked independently of evaluate's batching)
+    pred = pd.read_csv(d / "eval_predictions.csv")
+    from skinage.data.images import load_crop
+
+    model, _ = load_checkpoint(run)
+    x = np.stack([load_crop(p, None, 32) for p in pred["path"]])
+    with torch.no_grad():
+        p = model.predict_proba(torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255).numpy()
+    assert np.allclose(pred[[f"p_{j}" for j in range(3)]].to_numpy(), p, atol=1e-4)
+    assert m["image"]["model"]["accuracy"] == pytest.approx((p.argmax(1) == pred["label"].to_numpy()).mean())
+
+
+def test_evaluate_other_manifest_defaults_to_all_rows(tmp_path):
+    import skinage
+
+    run = _fake_run(tmp_path, _manifest(tmp_path / "a"))
+    other = _manifest(tmp_path / "b", n_subjects=15, views=("F",))
+    out = tmp_path / "out"
+    res = skinage.evaluate(run, data=other, out=out, plots=False, report=False, n_boot=100, progress=False)
+    assert res.metrics["split"] == "all" and res.metrics["n_images"] == 15
+    # one image per person: no person table, bootstrap over images; baselines still from the run's training rows
+    assert "person" not in res.metrics and res.metrics["bootstrap"]["unit"] == "image"
+    assert res.metrics["train_rows_for_baselines"].endswith("a/manifest.csv")
+    assert (out / "metrics.json").is_file() and not (run / "eval_predictions.csv").exists()
+    res = skinage.evaluate(run, data=other, out=out, split="test", plots=False, report=False, n_boot=100,
+                           progress=False)
+    assert res.metrics["n_images"] == 3
+
+
+def test_baselines_only_cli_on_label_table(tmp_path, capsys):
+    """No images at all (like the forehead label table): baselines with CIs from the CLI."""
+    from skinage.cli import main
+    from skinage.data.manifest import Manifest, write_manifest
+
+    rng = np.random.default_rng(1)
+    n = 300
+    age = rng.uniform(15, 70, n)
+    label = np.clip(((age - 15) / 14 + rng.normal(0, 0.6, n)).astype(int), 0, 3)
+    subj = np.arange(n) // 3
+    df = pd.DataFrame({"path": [f"/nowhere/{i}.jpg" for i in range(n)], "label": label, "subject": subj.astype(str),
+                       "age": np.repeat(age[::3], 3), "split": np.where(subj % 5 == 0, "test", "train")})
+    path = tmp_path / "labels.csv"
+    write_manifest(Manifest(df, ["0", "1", "2", "3"], {"ordinal": True}), path)
+    out = tmp_path / "bo"
+    assert main(["evaluate", "--baselines-only", "--data", str(path), "--out", str(out), "--n-boot", "100",
+                 "--meta-features", "age"]) == 0
+    printed = capsys.readouterr().out
+    assert "metadata" in printed and "majority" in printed
+    m = json.loads((out / "metrics.json").read_text())["evaluation"]
+    assert "model" not in m["image"]
+    assert m["image"]["metadata"]["accuracy"] > m["image"]["majority"]["accuracy"]
+    assert (out / "report.html").is_file()
+
+
+def test_errors(tmp_path, capsys):
+    from skinage.cli import main
+
+    assert main(["evaluate"]) == 2
+    assert "give the run folder" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "nope")]) == 2
+    run = _fake_run(tmp_path, _manifest(tmp_path))
+    assert main(["evaluate", str(run), "--split", "val", "--n-boot", "50", "--no-plots", "--no-progress"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["evaluation"]["split"] == "val"
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run), "--split", "tset"])
+
+
+def test_evaluate_trained_run(tmp_path):
+    """A tiny run trained by `skinage train` (feature mode, 32 px, scratch weights) evaluates end to end."""
+    try:
+        from skinage.training.train import train
+        import skinage.training.loops  # noqa: F401
+    except ImportError as e:
+        pytest.skip(f"training not available yet: {e}")
+    import skinage
+
+    manifest = _manifest(tmp_path)
+    run = train(data=manifest, model="squeezenet1_1", mode="feature", epochs=2, size=32, pretrained=False,
+                project=tmp_path / "runs", progress=False, threads=2)
+    res = skinage.evaluate(run, **FAST)
+    m = res.metrics
+    assert m["n_images"] == 9 and m["model"]["mode"] == "feature"
+    assert (res.out_dir / "report.html").is_file() and (res.out_dir / "training_curves.png").is_file()
+    assert "evaluation" in json.loads((res.out_dir / "metrics.json").read_text())

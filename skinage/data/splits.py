@@ -139,8 +139,10 @@ def assign_splits(
         if val > 0 and k_val == 0 and n - k_test >= 2 and not folds:
             k_val = 1
         if k_test + k_val >= n:
-            note = f"only {n_groups} group(s): too few for train/val/test; all rows are train"
             k_test = k_val = 0
+        empty = [name for name, want, k in (("test", test, k_test), ("val", val if not folds else 0, k_val)) if want > 0 and k == 0]
+        if empty:
+            note = f"only {n_groups} group(s): too few people for a {' and '.join(empty)} split"
         order = np.random.default_rng(seed).permutation(n)
         test_chunks = set(order[:k_test].tolist())
         val_chunks = set(order[k_test : k_test + k_val].tolist())

@@ -179,3 +179,45 @@ def test_evaluate_trained_run(tmp_path):
     assert m["n_images"] == 9 and m["model"]["mode"] == "feature"
     assert (res.out_dir / "report.html").is_file() and (res.out_dir / "training_curves.png").is_file()
     assert "evaluation" in json.loads((res.out_dir / "metrics.json").read_text())
+
+
+def test_compare_runs(tmp_path, capsys):
+    """`skinage compare`: figures with intervals, size, latency, training time; Markdown and CSV."""
+    import skinage
+    from skinage.cli import main
+
+    manifest = _manifest(tmp_path)
+    run = _fake_run(tmp_path, manifest)
+    # a second run without evaluation but with the training's predictions.csv and an export
+    run2 = tmp_path / "run2"
+    run2.mkdir()
+    for f in ("weights", "args.yaml", "results.csv"):
+        src = run / f
+        if src.is_dir():
+            import shutil
+
+            shutil.copytree(src, run2 / f)
+        else:
+            (run2 / f).write_bytes(src.read_bytes())
+    pd.DataFrame({"path": ["a", "b", "c", "d"], "subject": ["x", "x", "y", "z"], "view": "", "label": [0, 1, 2, 2],
+                  "pred": [0, 1, 1, 2]}).to_csv(run2 / "predictions.csv", index=False)
+    pd.DataFrame({"epoch": [1, 2], "time_s": [1.5, 2.5]}).to_csv(run2 / "results.csv", index=False)
+    (run2 / "export").mkdir()
+    (run2 / "export" / "model.int8.onnx").write_bytes(b"\0" * 250_000)
+    (run2 / "export" / "export_results.json").write_text(json.dumps({"rows": [
+        {"format": "pytorch fp32", "latency_ms": 20.0}, {"format": "onnx int8", "latency_ms": 4.0}]}))
+    skinage.evaluate(run, plots=False, report=False, n_boot=100, progress=False)
+    out = tmp_path / "table.md"
+    assert main(["compare", str(run), str(run2), "--out", str(out), "--repeats", "3", "--n-boot", "100"]) == 0
+    md = out.read_text()
+    assert "| run | model | mode |" in md and md.count("squeezenet1_1") >= 2
+    rows = pd.read_csv(out.with_suffix(".csv"))
+    r1, r2 = rows.iloc[0], rows.iloc[1]
+    ev = json.loads((run / "metrics.json").read_text())["evaluation"]["image"]["model"]
+    assert r1["accuracy"] == pytest.approx(ev["accuracy"]) and r1["metrics_from"].startswith("metrics.json")
+    assert r1["train_time_s"] == 12.5 and r1["latency_ms"] > 0 and "measured" in r1["latency_from"]
+    # run2: accuracy 3/4 from predictions.csv, times from results.csv, latency and int8 size from the export
+    assert r2["accuracy"] == pytest.approx(0.75) and r2["accuracy_lo"] <= 0.75 <= r2["accuracy_hi"]
+    assert r2["train_time_s"] == pytest.approx(4.0) and r2["latency_ms"] == 20.0 and r2["latency_int8_ms"] == 4.0
+    assert r2["size_int8_mb"] == pytest.approx(0.25) and r2["parameters"] > 100_000
+    assert "0.750 [" in capsys.readouterr().out

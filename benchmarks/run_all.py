@@ -62,8 +62,7 @@ from skinage.utils import atomic_write_json, atomic_write_text, say  # noqa: E40
 
 RESULTS = ROOT / "benchmarks" / "results"
 SECTIONS = ("aihub", "utk", "forehead", "london", "speed")
-UTK_REMAP4 = "10,20:0 30,40:1 50:2 60,70:3"
-UTK_CLASSES4 = ["10-29", "30-49", "50-59", "60-79"]
+UTK_REMAP4 = "10,20:10-29 30,40:30-49 50:50-59 60,70:60-79"  # ordered levels (ordinal=True)
 AIHUB_REMAP = "0,1:0 2,3:1 4:2 5,6:3"
 FOREHEAD_BAND = (0.15, 0.00, 0.85, 0.25)  # x0, y0, x1, y1 as fractions of the 200x200 UTK image
 LONDON_BINS = "-inf,25,30,inf"  # <25, 25-29, 30+
@@ -157,7 +156,7 @@ def section_aihub(ctx: "Ctx") -> dict:
 
     src = ctx.data / "aihub-forehead-labels" / "json_to_dataframe.csv"
     man = _ingest(src, ctx.work / "aihub" / "aihub.csv", labels_only=True, label="forehead_wrinkle",
-                  subject="id", view="angle", remap=AIHUB_REMAP, seed=ctx.seed)
+                  subject_col="id", view_col="angle", remap=AIHUB_REMAP, seed=ctx.seed, quiet=True)
     df, k = man.df, len(man.classes)
     say(f"aihub: {len(df)} rows, {df['subject'].nunique()} people, classes {man.classes}, "
         f"counts {np.bincount(df['label'], minlength=k).tolist()}")
@@ -232,14 +231,11 @@ def _flat_metrics(d: dict | None) -> dict | None:
 
 
 def _evaluate(run_dir: Path, seed: int) -> dict:
-    """Evaluate a run on its test split; returns model, baselines, person-level figures."""
+    """Evaluate a run on its test split; returns evaluate's metrics dict (model, baselines, person level)."""
     from skinage.evaluation.evaluate import evaluate
 
-    res = evaluate(str(run_dir), seed=seed)
-    if not isinstance(res, dict):
-        p = run_dir / "metrics.json"
-        res = json.loads(p.read_text())
-    return res
+    res = evaluate(str(run_dir), seed=seed, progress=False)
+    return res.metrics
 
 
 def _model_entry(spec: RunSpec, run_dir: Path, ev: dict, ex: dict | None, train_s: float, tm: dict) -> dict:
@@ -268,21 +264,22 @@ def _model_entry(spec: RunSpec, run_dir: Path, ev: dict, ex: dict | None, train_
 
 
 def extract_eval(ev: dict) -> dict:
-    """The test figures of the model, the baselines and the person level from evaluate's result."""
-    out: dict[str, Any] = {"test": None, "baselines": {}, "person_level": None, "by_view": None}
-    model = ev.get("model") or ev.get("image") or ev.get("metrics")
-    out["test"] = _flat_metrics(model)
-    for name, b in (ev.get("baselines") or {}).items():
-        fm = _flat_metrics(b.get("metrics", b) if isinstance(b, dict) else None)
-        if fm:
-            out["baselines"][name] = fm
-    person = ev.get("person_level") or ev.get("person") or ev.get("persons")
-    if isinstance(person, dict):
-        out["person_level"] = _flat_metrics(person.get("model", person.get("metrics", person)))
-        pb = person.get("baselines") or {}
-        out["person_baselines"] = {n: _flat_metrics(b.get("metrics", b)) for n, b in pb.items()
-                                   if isinstance(b, dict)}
-    bv = ev.get("by_view") or ev.get("views")
+    """The test figures of the model, the baselines and the person level from evaluate's metrics."""
+    img = ev.get("image") or {}
+    out: dict[str, Any] = {
+        "test": _flat_metrics(img.get("model")),
+        "baselines": {n: _flat_metrics(m) for n, m in img.items() if n != "model"},
+        "person_level": None, "person_baselines": {}, "by_view": None,
+        "gain_over_baselines": ev.get("gain_over_baselines"),
+        "n_test_images": ev.get("n_images"), "n_test_persons": ev.get("n_persons"),
+        "bootstrap_unit": (ev.get("bootstrap") or {}).get("unit"),
+        "baselines_skipped": ev.get("baselines_skipped"),
+    }
+    person = ev.get("person") or {}
+    if person.get("model"):
+        out["person_level"] = _flat_metrics(person["model"])
+        out["person_baselines"] = {n: _flat_metrics(m) for n, m in person.items() if n != "model"}
+    bv = (ev.get("by_view") or {}).get("model")
     if bv:
         out["by_view"] = bv
     return out
@@ -330,12 +327,13 @@ def _utk_manifests(ctx: "Ctx") -> dict[str, Path]:
 
     src = ctx.data / "utkface-age"
     out = {}
-    m4 = _ingest(src, ctx.work / "utk" / "utk4.csv", remap=UTK_REMAP4, seed=ctx.seed)
-    out["utk4"] = m4.path if getattr(m4, "path", None) else ctx.work / "utk" / "utk4.csv"
-    m7 = _ingest(src, ctx.work / "utk" / "utk7.csv", seed=ctx.seed)
+    _ingest(src, ctx.work / "utk" / "utk4.csv", remap=UTK_REMAP4, ordinal=True, seed=ctx.seed, quiet=True)
+    out["utk4"] = ctx.work / "utk" / "utk4.csv"
+    _ingest(src, ctx.work / "utk" / "utk7.csv", ordinal=True, seed=ctx.seed, quiet=True)
     out["utk7"] = ctx.work / "utk" / "utk7.csv"
     # forehead band: same rows and split, bbox = the top band of the 200x200 aligned faces
-    fm = _ingest(src, ctx.work / "utk" / "utk4_forehead.csv", remap=UTK_REMAP4, seed=ctx.seed)
+    fm = _ingest(src, ctx.work / "utk" / "utk4_forehead.csv", remap=UTK_REMAP4, ordinal=True, seed=ctx.seed,
+                 quiet=True)
     df = fm.df.copy()
     w = h = 200.0
     df["x0"], df["y0"], df["x1"], df["y1"] = (np.float64(FOREHEAD_BAND[0] * w), np.float64(FOREHEAD_BAND[1] * h),
@@ -408,8 +406,8 @@ def section_forehead(ctx: "Ctx") -> dict:
 def section_london(ctx: "Ctx") -> dict:
     src = ctx.data / "london-5view" / "labels.csv"
     man_p = ctx.work / "london" / "london.csv"
-    _ingest(src, man_p, path="file", subject="subject_id", view="view", label="age", bins=LONDON_BINS,
-            image_root=str(ctx.data / "london-5view"), seed=ctx.seed)
+    _ingest(src, man_p, path_col="file", subject_col="subject_id", view_col="view", label="age", bins=LONDON_BINS,
+            image_root=str(ctx.data / "london-5view"), seed=ctx.seed, quiet=True)
     specs = [RunSpec("london_mnv2_feature", "london", "mobilenet_v2", "feature", {"epochs": 60}),
              RunSpec("london_effl0_feature", "london", "efficientnet_lite0", "feature", {"epochs": 60})]
     return _model_section(ctx, specs, {"london": man_p}, "london")

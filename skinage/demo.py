@@ -49,7 +49,7 @@ class DemoConfig:
                 "default: a generated SYNTHETIC forehead data set"})
     out: Path = field(default=Path("runs/demo"), metadata={
         "help": "work folder for the data, manifest, run, report and model"})
-    people: int = field(default=60, metadata={"help": "synthetic people (each at 5 angles)"})
+    people: int = field(default=100, metadata={"help": "synthetic people (each at 5 angles)"})
     image_size: tuple = field(default=(256, 192), metadata={
         "type": "ints", "help": "synthetic photo width,height in pixels"})
     seed: int = field(default=0, metadata={"help": "seed of the data, the split and the training"})
@@ -84,6 +84,7 @@ class DemoResult:
     onnx: Path | None = None
     comparison: Path | None = None
     predictions: list = field(default_factory=list)
+    evaluation: dict | None = None
     timings: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)
 
@@ -217,9 +218,11 @@ def _demo(cfg: DemoConfig) -> DemoResult:
             res.skipped["evaluate"] = why
             say(f"      skipped: {why}")
         else:
-            evaluate(str(run_dir))
-            res.metrics = _find(run_dir, "metrics.json")
-            res.report = _find(run_dir, "report.html")
+            ev = evaluate(str(run_dir))
+            files = getattr(ev, "files", {}) or {}
+            res.metrics = Path(files["metrics"]) if "metrics" in files else _find(run_dir, "metrics.json")
+            res.report = Path(files["report"]) if "report" in files else _find(run_dir, "report.html")
+            res.evaluation = getattr(ev, "metrics", None)
 
     # 5. export --------------------------------------------------------------------------------
     export, why = _api("skinage.export.onnx", "export")
@@ -271,7 +274,8 @@ def _demo(cfg: DemoConfig) -> DemoResult:
     res.timings = dict(step.timings, total=round(time.perf_counter() - t_all, 1))
     atomic_write_json(out / "demo.json", {
         "config": config_to_dict(cfg), "synthetic_data": synthetic,
-        **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(res).items() if k != "predictions"},
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(res).items()
+           if k not in ("predictions", "evaluation")},
         "predictions": [{k: v for k, v in p.items() if k in ("path", "class", "true_class", "confidence")}
                         for p in res.predictions],
     })
@@ -282,12 +286,8 @@ def _demo(cfg: DemoConfig) -> DemoResult:
 def _print_summary(res: DemoResult, synthetic: bool) -> None:
     lines = ["", "skinage demo finished in %.0f s%s." % (res.timings.get("total", 0),
                                                         " on SYNTHETIC data" if synthetic else "")]
-    if res.metrics and res.metrics.exists():
-        try:
-            m = json.loads(res.metrics.read_text())
-            lines.append(_headline(m))
-        except (ValueError, OSError):
-            pass
+    if res.evaluation:
+        lines += _headline(res.evaluation)
     lines += [
         f"  report:            {res.report or '(not written)'}",
         f"  model file:        {res.onnx or '(not exported)'}",
@@ -302,23 +302,27 @@ def _print_summary(res: DemoResult, synthetic: bool) -> None:
     print("\n".join(lines), flush=True)
 
 
-def _headline(m: dict) -> str:
-    """One line of test figures from an evaluate metrics.json, whatever its nesting."""
-    def grab(d, key):
-        if isinstance(d, dict):
-            if key in d and isinstance(d[key], (int, float)):
-                return d[key]
-            if key in d and isinstance(d[key], dict) and "value" in d[key]:
-                return d[key]["value"]
-        return None
+def _headline(ev: dict) -> list[str]:
+    """Test figures of the model and of the baselines, image and person level, from evaluate's metrics."""
+    def fmt(m):
+        parts = []
+        for key in ("accuracy", "f1_macro", "qwk", "mae"):
+            v = m.get(key)
+            if isinstance(v, (int, float)) and v == v:
+                ci = (m.get("ci") or {}).get(key)
+                parts.append(f"{key} {v:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
+        return ", ".join(parts)
 
-    model = m.get("model", m.get("image", m)) if isinstance(m, dict) else {}
-    parts = []
-    for key in ("accuracy", "macro_f1", "qwk", "mae"):
-        v = grab(model, key)
-        if v is not None:
-            parts.append(f"{key} {v:.3f}")
-    return "  test (image level): " + (", ".join(parts) if parts else "see the report")
+    out = []
+    for level, title in (("image", "per image"), ("person", "per person (views fused)")):
+        block = ev.get(level) or {}
+        if not block:
+            continue
+        n = ev.get("n_images") if level == "image" else ev.get("n_persons")
+        out.append(f"  test, {title} (n={n}):")
+        for name, m in block.items():
+            out.append(f"    {name:<11} {fmt(m)}")
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -142,7 +142,8 @@ def _open_bytes(data: bytes, path) -> Image.Image:
             raise ImageError("corrupt", "an image signature, but the header cannot be read", path) from None
         raise ImageError("non-image", "not an image format Pillow can read", path) from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as e:
-        raise ImageError("corrupt", f"cannot read the header: {e}", path) from None
+        reason = "truncated" if "truncat" in str(e).lower() or isinstance(e, EOFError) else "corrupt"
+        raise ImageError(reason, f"cannot read the header: {e}", path) from None
     w, h = im.size
     if w <= 0 or h <= 0:
         raise ImageError("corrupt", f"image size {w}x{h}", path)
@@ -169,7 +170,7 @@ def _load(im: Image.Image, path) -> None:
         raise ImageError("decompression bomb", str(e), path) from None
     except OSError as e:
         msg = str(e)
-        if "truncated" in msg or "unexpected end" in msg.lower():
+        if "truncat" in msg.lower() or "unexpected end" in msg.lower():
             raise ImageError("truncated", msg, path) from None
         raise ImageError("corrupt", msg, path) from None
     except (SyntaxError, ValueError, struct.error, EOFError, IndexError, TypeError) as e:

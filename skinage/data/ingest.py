@@ -467,7 +467,7 @@ def _maybe_numeric(s: pd.Series) -> pd.Series:
     if nonempty.str.match(r"^0\d").any():  # ids with leading zeros stay text
         return s
     num = pd.to_numeric(vals.where(vals != "", None), errors="coerce")
-    if num.dropna().map(float.is_integer).all():
+    if num.dropna().map(lambda v: float(v).is_integer()).all():
         return num.astype("Int64")
     return num
 

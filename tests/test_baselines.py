@@ -64,3 +64,18 @@ def test_forehead_age_only_baseline_close_to_published():
         maj = majority_baseline(df["label"].iloc[tr], len(te), 4)
         assert accs[-1] > classification_metrics(df["label"].iloc[te], maj.pred, 4)["accuracy"] + 0.1
     assert 0.5 < np.mean(accs) < 0.7
+
+
+def test_label_source_column_left_out():
+    """Age groups made from the age column: a baseline on age would read the answer back."""
+    from skinage.evaluation.baselines import label_source_columns
+
+    df = pd.DataFrame({"label": [0, 0, 1, 1], "raw_label": ["21", "23", "35", "41"], "age": [21, 23, 35, 41],
+                       "gender": ["F", "M", "F", "M"]})
+    assert label_source_columns(df) == ["age"]
+    assert label_source_columns(df.assign(raw_label=["a", "b", "c", "d"]), label_key="age") == ["age"]
+    assert label_source_columns(df.assign(raw_label=["0", "0", "1", "1"])) == []
+    r = run_baselines(df, df, 2, exclude=["age"])
+    assert r["metadata"].info["features"] == ["gender"]
+    r = run_baselines(df[["label", "raw_label", "age"]], df, 2, exclude=["age"])
+    assert "metadata" not in r and "label is made from it" in r["metadata_skipped"].description

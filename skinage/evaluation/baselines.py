@@ -32,6 +32,7 @@ __all__ = [
     "META_CATEGORICAL",
     "BaselineResult",
     "metadata_columns",
+    "label_source_columns",
     "majority_baseline",
     "stratified_baseline",
     "metadata_baseline",
@@ -101,16 +102,43 @@ def stratified_baseline(train_labels, n_eval: int, n_classes: int, groups=None, 
                           {"prior": prior.tolist(), "seed": seed})
 
 
-def metadata_columns(df, features: Sequence[str] | None = None) -> tuple[list[str], list[str]]:
+def label_source_columns(df, label_key: str | None = None) -> list[str]:
+    """Metadata columns the label was made from (e.g. ``age`` for age-group classes).
+
+    A baseline on such a column would only read the answer back. Found as the
+    ingest's label key, or as a column equal to ``raw_label`` on 90 % of rows.
+
+    >>> import pandas as pd
+    >>> label_source_columns(pd.DataFrame({"raw_label": ["24", "31"], "age": [24, 31], "gender": ["F", "M"]}))
+    ['age']
+    """
+    out = []
+    for c in (*META_NUMERIC, *META_CATEGORICAL):
+        if c not in df.columns:
+            continue
+        if label_key and c == str(label_key).split(".")[-1]:
+            out.append(c)
+            continue
+        if "raw_label" in df.columns and len(df):
+            a = df[c].astype(str).str.replace(r"\.0$", "", regex=True)
+            b = df["raw_label"].astype(str).str.replace(r"\.0$", "", regex=True)
+            if (a == b).mean() >= 0.9:
+                out.append(c)
+    return out
+
+
+def metadata_columns(df, features: Sequence[str] | None = None,
+                     exclude: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """The (numeric, categorical) metadata columns of ``df`` a baseline can use.
 
     ``features`` chooses them explicitly; otherwise the known person attributes
     (``age``, ``gender``, ``sex``, ``ethnicity``, ``race``) that hold at least two
-    distinct values.
+    distinct values, minus ``exclude`` (the columns the label was made from).
     """
     import pandas as pd
 
-    cols = list(features) if features else [c for c in (*META_NUMERIC, *META_CATEGORICAL) if c in df.columns]
+    cols = list(features) if features else [c for c in (*META_NUMERIC, *META_CATEGORICAL)
+                                            if c in df.columns and c not in exclude]
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ValueError(f"metadata column(s) {missing} not in the data; available: {sorted(map(str, df.columns))}")
@@ -127,7 +155,7 @@ def metadata_columns(df, features: Sequence[str] | None = None) -> tuple[list[st
 
 
 def metadata_baseline(train_df, eval_df, n_classes: int, features: Sequence[str] | None = None,
-                      label_col: str = "label") -> BaselineResult:
+                      label_col: str = "label", exclude: Sequence[str] = ()) -> BaselineResult:
     """Logistic regression on metadata only, fitted on ``train_df``, applied to ``eval_df``.
 
     Missing numbers are imputed with the training median (plus a missing flag),
@@ -145,10 +173,12 @@ def metadata_baseline(train_df, eval_df, n_classes: int, features: Sequence[str]
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    num, cat = metadata_columns(train_df, features)
+    num, cat = metadata_columns(train_df, features, exclude)
     if not num and not cat:
         raise ValueError("no metadata columns to fit a metadata-only baseline on (looked for "
-                         f"{', '.join(META_NUMERIC + META_CATEGORICAL)}); pass features=... to choose")
+                         f"{', '.join(META_NUMERIC + META_CATEGORICAL)}"
+                         + (f"; {', '.join(exclude)} left out: the label is made from it" if exclude else "")
+                         + "); pass features=... to choose")
     missing = [c for c in num + cat if c not in eval_df.columns]
     if missing:
         raise ValueError(f"evaluation data lacks metadata column(s) {missing}")
@@ -185,7 +215,7 @@ def metadata_baseline(train_df, eval_df, n_classes: int, features: Sequence[str]
 
 
 def run_baselines(train_df, eval_df, n_classes: int, groups=None, features: Sequence[str] | None = None,
-                  seed: int = 0, label_col: str = "label") -> dict[str, BaselineResult]:
+                  seed: int = 0, label_col: str = "label", exclude: Sequence[str] = ()) -> dict[str, BaselineResult]:
     """All applicable baselines for ``eval_df``, fitted on ``train_df``.
 
     Returns ``{"majority": ..., "stratified": ..., "metadata": ...}``. When the data
@@ -199,7 +229,7 @@ def run_baselines(train_df, eval_df, n_classes: int, groups=None, features: Sequ
         "stratified": stratified_baseline(y, n, n_classes, groups=groups, seed=seed),
     }
     try:
-        out["metadata"] = metadata_baseline(train_df, eval_df, n_classes, features, label_col)
+        out["metadata"] = metadata_baseline(train_df, eval_df, n_classes, features, label_col, exclude)
     except ValueError as e:
         if features:  # the user asked for these columns: say so loudly
             raise

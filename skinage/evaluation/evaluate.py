@@ -38,7 +38,7 @@ import numpy as np
 
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
 from ..utils import atomic_write, atomic_write_json, say
-from .baselines import run_baselines
+from .baselines import label_source_columns, run_baselines
 from .bootstrap import bootstrap_ci, paired_bootstrap_difference
 from .fusion import fuse_persons, metrics_by_view
 from .metrics import (
@@ -492,8 +492,12 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     baselines = {}
     if train_df is not None:
         b_groups = subjects if len(np.unique(subjects)) < len(subjects) else None
+        label_key = (man.meta.get("options") or {}).get("label") if isinstance(man.meta, dict) else None
+        exclude = label_source_columns(train_df, label_key)
+        if exclude and not cfg.meta_features:
+            say(f"  metadata baseline leaves out {', '.join(exclude)}: the label is made from it")
         baselines = run_baselines(train_df, df, len(classes), groups=b_groups,
-                                  features=list(cfg.meta_features) or None, seed=cfg.seed)
+                                  features=list(cfg.meta_features) or None, seed=cfg.seed, exclude=exclude)
     else:
         say("  no training split found: baselines skipped (they are fitted on training rows)")
     views = df["view"].astype(str).to_numpy() if "view" in df.columns else None

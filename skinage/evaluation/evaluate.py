@@ -624,11 +624,11 @@ def format_tables(m: dict) -> str:
         dis = m["person"].get("model", next(iter(m["person"].values()))).get("label_disagreements", 0)
         if dis:
             parts.append(f"  {dis} person(s) whose images disagree in label (the majority label was used)")
-    if m.get("by_view"):
-        parts.append("\nBy view (image level)")
+    if m.get("by_view") and "model" in m["by_view"]:
+        parts.append("\nBy view (model, image level)")
         vk = keys
         rows = [["view", "n"] + [_SHORT[k] for k in vk]]
-        for r in m["by_view"].get("model", next(iter(m["by_view"].values()))):
+        for r in m["by_view"]["model"]:
             rows.append([r["view"], str(r["n"])] + [_fmt_ci(r.get(k)) for k in vk])
         parts.append(_table(rows))
     if m.get("per_class"):

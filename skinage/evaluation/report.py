@@ -163,12 +163,12 @@ def report_html(m: dict, out_dir: str | os.PathLike, title: str = "skinage evalu
                      f"into one prediction; interval over persons."
                      + (f" {dis} person(s) have images that disagree in label (the majority label is used)." if dis else "")
                      + "</p>")
-    if m.get("by_view"):
-        rows_src = m["by_view"].get("model") or next(iter(m["by_view"].values()))
+    if m.get("by_view") and m["by_view"].get("model"):
+        rows_src = m["by_view"]["model"]
         head = "<tr><th>view</th><th>n</th>" + "".join(f"<th>{_NAMES[k]}</th>" for k in keys) + "</tr>"
         rows = "".join(f"<tr><td>{_esc(r['view'])}</td><td>{r['n']}</td>"
                        + "".join(f"<td>{_num(r.get(k))}</td>" for k in keys) + "</tr>" for r in rows_src)
-        parts.append("<h2>By view</h2>")
+        parts.append("<h2>By view (model, image level)</h2>")
         parts.append(f"<table>{head}{rows}</table>")
     if m.get("per_class"):
         head = "<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th><th>predicted</th></tr>"

@@ -281,12 +281,15 @@ def test_real_utkface_folder(tmp_path, capsys):
 def test_real_london_table(tmp_path, capsys):
     table = shared_data("london-5view") / "labels.csv"
     out = tmp_path / "london.csv"
-    assert main(["ingest", str(table), "--label", "age", "--bins", "18,25,30,40,inf", "--out", str(out)]) == 0
+    # age in three bins (<25, 25-29, 30+: 42 / 27 / 31 people); '=' because the value starts with '-'
+    assert main(["ingest", str(table), "--label", "age", "--bins=-inf,25,30,inf", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     m = read_manifest(out)
     df = m.df
     assert len(df) == 500 and df["subject"].nunique() == 100
-    assert m.classes == ["18-24", "25-29", "30-39", "40+"] and m.ordinal
+    assert m.classes == ["<25", "25-29", "30+"] and m.ordinal
+    people = df.drop_duplicates("subject")["class_name"].value_counts()
+    assert [people[c] for c in m.classes] == [42, 27, 31]
     rej = pd.read_csv(tmp_path / "london.rejected.csv", dtype=str, keep_default_na=False)
     assert len(rej) == 10 and set(rej["reason"]) == {"missing label"} and set(rej["subject"]) == {"031", "135"}
     # 102 people read: 100 kept + the 2 age-less ones, named in the summary

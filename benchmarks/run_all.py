@@ -203,6 +203,17 @@ class RunSpec:
     quick: bool = True       # part of --quick
     teacher: str | None = None   # "best:<task>" -> best run of that task by validation QWK
     label: str = ""          # shown in the table (e.g. "scratch", "distilled")
+    candidates: list = field(default_factory=list)  # head settings tried; the best by validation QWK is kept
+    eval_options: dict = field(default_factory=dict)  # e.g. meta_features for the metadata baseline
+
+
+#: head settings tried in feature mode (cheap on cached embeddings); chosen by validation QWK only
+FEATURE_HEADS = [
+    {},                                                         # linear head, dropout 0.2
+    {"hidden": (256,), "dropout": (0.3,)},
+    {"hidden": (256,), "dropout": (0.3,), "ordinal": "corn"},
+    {"hidden": (512, 128), "dropout": (0.4,)},
+]
 
 
 def _flat_metrics(d: dict | None) -> dict | None:
@@ -230,11 +241,11 @@ def _flat_metrics(d: dict | None) -> dict | None:
     return out or None
 
 
-def _evaluate(run_dir: Path, seed: int) -> dict:
+def _evaluate(run_dir: Path, seed: int, **options) -> dict:
     """Evaluate a run on its test split; returns evaluate's metrics dict (model, baselines, person level)."""
     from skinage.evaluation.evaluate import evaluate
 
-    res = evaluate(str(run_dir), seed=seed, progress=False)
+    res = evaluate(str(run_dir), seed=seed, progress=False, **options)
     return res.metrics
 
 
@@ -298,21 +309,42 @@ def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict) -> dict:
             raise RuntimeError(f"no teacher run with validation figures for task {task!r}")
         best = max(cands, key=lambda e: e["val"]["qwk"])
         opts["teacher"] = best["run"]
+        if "size" not in opts and best.get("input_size"):
+            opts["size"] = int(best["input_size"])  # student and teacher see the same crop
         say(f"{spec.name}: teacher = {best['name']} (best validation QWK {best['val']['qwk']:.3f})")
     say(f"\n== {spec.name}: {spec.model} {spec.mode} on {spec.task} {opts}")
+    selection = []
     t0 = time.perf_counter()
-    tr = train(data=str(manifest), model=spec.model, mode=spec.mode, seed=ctx.seed,
-               project=str(ctx.work / "runs"), name=spec.name, exist_ok=True, progress=False, **opts)
+    if spec.candidates:
+        best_tr, best_q = None, -2.0
+        for i, cand in enumerate(spec.candidates):
+            tr = train(data=str(manifest), model=spec.model, mode=spec.mode, seed=ctx.seed,
+                       project=str(ctx.work / "runs"), name=f"{spec.name}_c{i}", exist_ok=True, progress=False,
+                       **opts, **cand)
+            q = ((tr.metrics or {}).get("val") or {}).get("qwk")
+            selection.append({"options": {k: list(v) if isinstance(v, tuple) else v for k, v in cand.items()},
+                              "run": str(Path(tr)), "val": _flat_metrics(tr.metrics.get("val"))})
+            say(f"{spec.name}: candidate {i} {cand}: validation QWK {q}")
+            if q is not None and q > best_q:
+                best_tr, best_q = tr, q
+        tr = best_tr if best_tr is not None else tr
+        opts.update(spec.candidates[[c["run"] for c in selection].index(str(Path(tr)))])
+    else:
+        tr = train(data=str(manifest), model=spec.model, mode=spec.mode, seed=ctx.seed,
+                   project=str(ctx.work / "runs"), name=spec.name, exist_ok=True, progress=False, **opts)
     run_dir = Path(tr)
     train_s = time.perf_counter() - t0
     train_metrics = dict(getattr(tr, "metrics", None) or {})
-    ev = _evaluate(run_dir, ctx.seed)
+    ev = _evaluate(run_dir, ctx.seed, **spec.eval_options)
     ex = None
     try:
         ex = export(str(run_dir), int8=True, repeats=30 if ctx.quick else 100)
     except Exception as e:  # noqa: BLE001 - the figures stand without the export
         say(f"{spec.name}: export failed: {e}")
     entry = _model_entry(spec, run_dir, ev, ex, train_s, train_metrics)
+    entry["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
+    if selection:
+        entry["selection"] = {"by": "validation QWK", "candidates": selection}
     if spec.teacher:
         entry["teacher"] = opts["teacher"]
     t = entry.get("test") or {}
@@ -321,45 +353,42 @@ def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict) -> dict:
 
 
 def _utk_manifests(ctx: "Ctx") -> dict[str, Path]:
-    import numpy as np
-
-    from skinage.data.manifest import write_manifest
+    """utk4 (4 levels), utk7 (decades) and utk4_forehead (utk4's rows and split, bbox = the top band)."""
+    if ctx.manifests:
+        return ctx.manifests
+    from skinage.data.manifest import read_manifest, write_manifest
 
     src = ctx.data / "utkface-age"
-    out = {}
-    _ingest(src, ctx.work / "utk" / "utk4.csv", remap=UTK_REMAP4, ordinal=True, seed=ctx.seed, quiet=True)
-    out["utk4"] = ctx.work / "utk" / "utk4.csv"
-    _ingest(src, ctx.work / "utk" / "utk7.csv", ordinal=True, seed=ctx.seed, quiet=True)
-    out["utk7"] = ctx.work / "utk" / "utk7.csv"
-    # forehead band: same rows and split, bbox = the top band of the 200x200 aligned faces
-    fm = _ingest(src, ctx.work / "utk" / "utk4_forehead.csv", remap=UTK_REMAP4, ordinal=True, seed=ctx.seed,
-                 quiet=True)
+    d = ctx.work / "utk"
+    _ingest(src, d / "utk4.csv", remap=UTK_REMAP4, ordinal=True, seed=ctx.seed, quiet=True)
+    _ingest(src, d / "utk7.csv", ordinal=True, seed=ctx.seed, quiet=True)
+    fm = read_manifest(d / "utk4.csv")
     df = fm.df.copy()
-    w = h = 200.0
-    df["x0"], df["y0"], df["x1"], df["y1"] = (np.float64(FOREHEAD_BAND[0] * w), np.float64(FOREHEAD_BAND[1] * h),
-                                              np.float64(FOREHEAD_BAND[2] * w), np.float64(FOREHEAD_BAND[3] * h))
+    w = h = 200.0  # every utkface-age image is 200x200 (aligned and cropped)
+    df["x0"], df["y0"] = FOREHEAD_BAND[0] * w, FOREHEAD_BAND[1] * h
+    df["x1"], df["y1"] = FOREHEAD_BAND[2] * w, FOREHEAD_BAND[3] * h
     fm.df = df
     fm.meta = dict(fm.meta, forehead_band=list(FOREHEAD_BAND),
                    note="bbox = top band of the aligned UTKFace images (benchmarks/run_all.py)")
-    write_manifest(fm, ctx.work / "utk" / "utk4_forehead.csv")
-    out["utk4_forehead"] = ctx.work / "utk" / "utk4_forehead.csv"
-    return out
+    write_manifest(fm, d / "utk4_forehead.csv")
+    ctx.manifests = {"utk4": d / "utk4.csv", "utk7": d / "utk7.csv", "utk4_forehead": d / "utk4_forehead.csv"}
+    return ctx.manifests
 
 
 def utk_specs(quick: bool) -> list[RunSpec]:
     feat = {"epochs": 60}
     ft = {"epochs": 6, "size": 160}
     specs = [
-        RunSpec("utk4_mnv2_feature", "utk4", "mobilenet_v2", "feature", feat),
-        RunSpec("utk4_effl0_feature", "utk4", "efficientnet_lite0", "feature", feat),
-        RunSpec("utk7_mnv2_feature", "utk7", "mobilenet_v2", "feature", feat),
-        RunSpec("utk7_effl0_feature", "utk7", "efficientnet_lite0", "feature", feat),
+        RunSpec("utk4_mnv2_feature", "utk4", "mobilenet_v2", "feature", feat, candidates=FEATURE_HEADS),
+        RunSpec("utk4_effl0_feature", "utk4", "efficientnet_lite0", "feature", feat, candidates=FEATURE_HEADS),
+        RunSpec("utk7_mnv2_feature", "utk7", "mobilenet_v2", "feature", feat, candidates=FEATURE_HEADS),
+        RunSpec("utk7_effl0_feature", "utk7", "efficientnet_lite0", "feature", feat, candidates=FEATURE_HEADS),
         RunSpec("utk4_mnv2_finetune", "utk4", "mobilenet_v2", "finetune", ft, quick=False),
         RunSpec("utk4_effl0_finetune", "utk4", "efficientnet_lite0", "finetune", ft, quick=False),
         RunSpec("utk4_sqz_scratch", "utk4", "squeezenet1_1", "finetune",
                 {"epochs": 8, "size": 128, "pretrained": False}, quick=False, label="scratch"),
         RunSpec("utk4_sqz_distill", "utk4", "squeezenet1_1", "distill",
-                {"epochs": 8, "size": 128, "pretrained": False}, quick=False, teacher="best:utk4",
+                {"epochs": 8, "pretrained": False}, quick=False, teacher="best:utk4",
                 label="distilled"),
     ]
     return [s for s in specs if s.quick or not quick]
@@ -367,8 +396,10 @@ def utk_specs(quick: bool) -> list[RunSpec]:
 
 def forehead_specs(quick: bool) -> list[RunSpec]:
     specs = [
-        RunSpec("forehead4_mnv2_feature", "utk4_forehead", "mobilenet_v2", "feature", {"epochs": 60}),
-        RunSpec("forehead4_effl0_feature", "utk4_forehead", "efficientnet_lite0", "feature", {"epochs": 60}),
+        RunSpec("forehead4_mnv2_feature", "utk4_forehead", "mobilenet_v2", "feature", {"epochs": 60},
+                candidates=FEATURE_HEADS),
+        RunSpec("forehead4_effl0_feature", "utk4_forehead", "efficientnet_lite0", "feature", {"epochs": 60},
+                candidates=FEATURE_HEADS),
         RunSpec("forehead4_mnv2_finetune", "utk4_forehead", "mobilenet_v2", "finetune",
                 {"epochs": 6, "size": 160}, quick=False),
     ]
@@ -408,8 +439,12 @@ def section_london(ctx: "Ctx") -> dict:
     man_p = ctx.work / "london" / "london.csv"
     _ingest(src, man_p, path_col="file", subject_col="subject_id", view_col="view", label="age", bins=LONDON_BINS,
             image_root=str(ctx.data / "london-5view"), seed=ctx.seed, quiet=True)
-    specs = [RunSpec("london_mnv2_feature", "london", "mobilenet_v2", "feature", {"epochs": 60}),
-             RunSpec("london_effl0_feature", "london", "efficientnet_lite0", "feature", {"epochs": 60})]
+    # the label is binned age: the metadata-only baseline may use gender and ethnicity, never age
+    meta = {"meta_features": ("gender", "ethnicity")}
+    specs = [RunSpec("london_mnv2_feature", "london", "mobilenet_v2", "feature", {"epochs": 60},
+                     candidates=FEATURE_HEADS, eval_options=meta),
+             RunSpec("london_effl0_feature", "london", "efficientnet_lite0", "feature", {"epochs": 60},
+                     candidates=FEATURE_HEADS, eval_options=meta)]
     return _model_section(ctx, specs, {"london": man_p}, "london")
 
 
@@ -422,14 +457,17 @@ def section_speed(ctx: "Ctx") -> dict:
             out[script] = {"status": "absent"}
             say(f"speed: {script} is not there yet, skipped")
             continue
-        cmd = [sys.executable, str(p)] + (["--quick"] if ctx.quick and "--quick" in p.read_text() else [])
-        say(f"speed: {' '.join(cmd)}")
-        t0 = time.perf_counter()
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        res = {"status": "ok" if r.returncode == 0 else f"exit {r.returncode}", "command": " ".join(cmd),
-               "seconds": round(time.perf_counter() - t0, 1), "stdout_tail": r.stdout[-3000:],
-               "stderr_tail": r.stderr[-1500:] if r.returncode else ""}
         stem = Path(script).stem
+        if ctx.collect_speed:
+            res = {"status": "collected (not re-run by this call; see each file's own date and command)"}
+        else:
+            cmd = [sys.executable, str(p)] + (["--quick"] if ctx.quick and "--quick" in p.read_text() else [])
+            say(f"speed: {' '.join(cmd)}")
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            res = {"status": "ok" if r.returncode == 0 else f"exit {r.returncode}", "command": " ".join(cmd),
+                   "seconds": round(time.perf_counter() - t0, 1), "stdout_tail": r.stdout[-3000:],
+                   "stderr_tail": r.stderr[-1500:] if r.returncode else ""}
         for j in sorted(RESULTS.glob(f"{stem.replace('bench_', '')}*.json")) + sorted(RESULTS.glob(f"{stem}*.json")):
             try:
                 res.setdefault("results", {})[j.name] = json.loads(j.read_text())
@@ -449,6 +487,8 @@ class Ctx:
     runs: set
     command: str
     machine: dict
+    manifests: dict = field(default_factory=dict)
+    collect_speed: bool = False
 
     def save_partial(self, name: str, body: dict) -> None:
         p = RESULTS / f"{name}.json"
@@ -499,9 +539,11 @@ def _beats(m: dict | None, b: dict | None, key: str) -> bool | None:
 
 
 def model_table(entries: list[dict]) -> list[str]:
+    """One row per run. "int8 agrees": top-1 agreement of the int8 file with the fp32 ONNX file on the
+    validation images (export's parity check)."""
     lines = ["| task | model | mode | weights | test acc [95% CI] | macro-F1 | QWK [95% CI] | MAE | "
-             "train s | int8 MB | int8 ms | > baselines |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "train s | int8 MB | int8 ms | int8 agrees | > baselines |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         t = e.get("test") or {}
         beats = []
@@ -516,7 +558,8 @@ def model_table(entries: list[dict]) -> list[str]:
         lines.append(
             f"| {e['task']} | {e['model']} | {mode} | {e.get('weights_from') or '–'} | {_fci(t, 'accuracy')} | "
             f"{_f(t.get('f1_macro'))} | {_fci(t, 'qwk')} | {_f(t.get('mae'))} | {_f(e.get('train_time_s'), 0)} | "
-            f"{_size(e, 'onnx int8')} | {_lat(e, 'onnx int8')} | {verdict} |")
+            f"{_size(e, 'onnx int8')} | {_lat(e, 'onnx int8')} | "
+            f"{'–' if e.get('int8_agreement') is None else '%.1f %%' % (100 * e['int8_agreement'])} | {verdict} |")
     return lines
 
 
@@ -601,11 +644,22 @@ def render_markdown(sections: dict[str, dict]) -> str:
             for script, r in s.get("benchmarks", {}).items():
                 L.append(f"- `{script}`: {r.get('status')}" + (f" ({r.get('seconds')} s)" if r.get("seconds") else ""))
                 for fn, j in (r.get("results") or {}).items():
-                    summ = j.get("summary") if isinstance(j, dict) else None
-                    if summ:
-                        L.append(f"  - {fn}: {json.dumps(summ)[:400]}")
-                    else:
-                        L.append(f"  - {fn}")
+                    if not isinstance(j, dict):
+                        continue
+                    when = j.get("date", "?")
+                    L.append(f"  - `{fn}` ({when}" + (f"; `{j['command']}`" if j.get("command") else "") + ")")
+                    targets = j.get("targets")
+                    if isinstance(targets, dict):
+                        for k, v in targets.items():
+                            if isinstance(v, dict):
+                                met = v.get("met")
+                                L.append(f"    - {k}: {v.get('value')} (target {v.get('target')}: "
+                                         f"{'met' if met else 'missed' if met is False else '?'})")
+                    elif "headline_speedup" in j:
+                        L.append(f"    - speed-up {j['headline_speedup']}x (target {j.get('target_speedup')}x: "
+                                 f"{'met' if j.get('meets_target') else 'missed'})")
+                    elif j.get("summary"):
+                        L.append(f"    - {json.dumps(j['summary'])[:400]}")
             L.append("")
             continue
         entries = s.get("entries", [])
@@ -725,6 +779,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench", help="manifests and run folders")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    ap.add_argument("--collect-speed", action="store_true",
+                    help="speed section: collect the speed benchmarks' existing JSON results instead of re-running them")
     ap.add_argument("--table-only", action="store_true", help="only rebuild RESULTS.md from the JSON files")
     ap.add_argument("--list", action="store_true", help="list the sections and runs, then stop")
     a = ap.parse_args(argv)
@@ -753,7 +809,7 @@ def main(argv=None) -> int:
     ctx = Ctx(data=a.data.resolve(), work=a.work.resolve(), seed=a.seed, quick=a.quick,
               runs={r for r in a.runs.split(",") if r},
               command="python benchmarks/run_all.py " + " ".join(shlex.quote(x) for x in argv_s),
-              machine=machine_info())
+              machine=machine_info(), collect_speed=a.collect_speed)
     status = 0
     for name in chosen:
         say(f"\n######## section {name} ({_now()})")

@@ -20,6 +20,7 @@ def test_majority_and_stratified():
     assert r.pred.tolist() == [1] * 5 and np.allclose(r.probs.sum(1), 1)
     s = stratified_baseline([0] * 30 + [1] * 70, n_eval=4000, n_classes=2, seed=1)
     assert abs(s.pred.mean() - 0.7) < 0.03
+    assert s.expected and np.allclose(s.probs, [0.3, 0.7])
     assert (stratified_baseline([0, 1], 50, 2, seed=1).pred == stratified_baseline([0, 1], 50, 2, seed=1).pred).all()
     g = np.repeat(np.arange(10), 3)
     sg = stratified_baseline([0, 1], 30, 2, groups=g, seed=0)
@@ -79,3 +80,22 @@ def test_label_source_column_left_out():
     assert r["metadata"].info["features"] == ["gender"]
     r = run_baselines(df[["label", "raw_label", "age"]], df, 2, exclude=["age"])
     assert "metadata" not in r and "label is made from it" in r["metadata_skipped"].description
+
+
+def test_stratified_scored_by_expectation():
+    """Expected figures of a random guesser, worked out by hand.
+
+    Truth: 6 images of class 0, 4 of class 1; guesses in training proportions 0.3 / 0.7.
+    Expected confusion: [[1.8, 4.2], [1.2, 2.8]] -> accuracy (1.8 + 2.8) / 10 = 0.46;
+    QWK of a guess independent of the truth is exactly 0.
+    """
+    from skinage.evaluation.evaluate import score_predictions
+
+    y = np.array([0] * 6 + [1] * 4)
+    base = run_baselines(pd.DataFrame({"label": [0] * 3 + [1] * 7}), pd.DataFrame(index=range(10)), 2)
+    m = score_predictions(y, None, np.arange(10).astype(str), ["a", "b"], True, None, base, n_boot=200)
+    st = m["image"]["stratified"]
+    assert st["accuracy"] == pytest.approx(0.46) and st["qwk"] == pytest.approx(0.0, abs=1e-12)
+    assert st["mae"] == pytest.approx(0.54) and st["n"] == 10
+    lo, hi = st["ci"]["accuracy"]
+    assert lo <= 0.46 <= hi

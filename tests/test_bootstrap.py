@@ -75,3 +75,14 @@ def test_bad_input():
         bootstrap_ci([0, 1], [0, 1], groups=[0])
     with pytest.raises(ValueError, match="level"):
         bootstrap_ci([0, 1], [0, 1], level=1.5)
+
+
+def test_soft_predictions_give_expected_confusions():
+    # probabilities instead of classes: each resample holds expected counts
+    y = np.array([0, 0, 1, 1])
+    probs = np.array([[0.5, 0.5]] * 4)
+    conf = bootstrap_confusions(y, probs, n_boot=50)
+    assert np.allclose(conf.sum((1, 2)), 4)
+    assert np.allclose(conf[:, :, 0], conf[:, :, 1])  # half of every row on each column
+    d = paired_bootstrap_difference(y, np.array([0, 0, 1, 1]), probs, n_boot=100)
+    assert d["accuracy"][0] == pytest.approx(0.5)  # 1.0 - 0.5

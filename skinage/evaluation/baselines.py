@@ -1,9 +1,11 @@
 """Trivial baselines, scored on the same rows as the model.
 
 * ``majority``: always the most frequent class of the training split;
-* ``stratified``: a seeded random class drawn from the training split's class
-  frequencies (one draw per person when person ids are given, so that all of a
-  person's images get the same answer);
+* ``stratified``: a random class drawn from the training split's class
+  frequencies. It is scored by its *expectation* over all draws (expected
+  confusion counts: image of true class i counted as class j with probability
+  prior_j), so no lucky or unlucky seed flatters or shames the model; ``pred``
+  still holds one seeded draw (one per person when person ids are given);
 * ``metadata``: a logistic regression on person metadata only (age, gender, ...;
   numbers standardised, categories one-hot), fitted on the training split.
   If it comes close to the image model, the image model has learnt little more
@@ -53,6 +55,8 @@ class BaselineResult:
     probs: np.ndarray
     pred: np.ndarray
     info: dict = field(default_factory=dict)
+    #: score by expected counts from ``probs`` instead of the hard ``pred``
+    expected: bool = False
 
 
 def _train_labels(train_labels, n_classes: int) -> np.ndarray:
@@ -80,10 +84,15 @@ def majority_baseline(train_labels, n_eval: int, n_classes: int) -> BaselineResu
 
 
 def stratified_baseline(train_labels, n_eval: int, n_classes: int, groups=None, seed: int = 0) -> BaselineResult:
-    """A random class drawn from the training frequencies, seeded.
+    """A random class in the training frequencies, scored by its expectation.
 
-    With ``groups`` (person ids), one draw per person. Probabilities are the
-    one-hot draws (the baseline is a guesser, it has no confidence).
+    ``probs`` are the training class frequencies on every row (``expected=True``:
+    metrics use expected confusion counts); ``pred`` is one seeded draw, one per
+    person with ``groups``.
+
+    >>> r = stratified_baseline([0, 1, 1, 1], n_eval=2, n_classes=2)
+    >>> r.probs.tolist(), r.expected
+    ([[0.25, 0.75], [0.25, 0.75]], True)
     """
     y = _train_labels(train_labels, n_classes)
     prior = np.bincount(y, minlength=n_classes) / len(y)
@@ -96,10 +105,9 @@ def stratified_baseline(train_labels, n_eval: int, n_classes: int, groups=None, 
             raise ValueError(f"groups has {len(g)} entries for {n_eval} rows")
         uniq, codes = np.unique(g, return_inverse=True)
         pred = rng.choice(n_classes, size=len(uniq), p=prior)[codes.ravel()]
-    probs = np.eye(n_classes)[pred]
-    return BaselineResult("stratified", "random class in training proportions (seeded"
-                          + (", one draw per person)" if groups is not None else ")"), probs, pred.astype(int),
-                          {"prior": prior.tolist(), "seed": seed})
+    probs = np.tile(prior, (n_eval, 1))
+    return BaselineResult("stratified", "random class in training proportions (expected figures over all draws)",
+                          probs, pred.astype(int), {"prior": prior.tolist(), "seed": seed}, expected=True)
 
 
 def label_source_columns(df, label_key: str | None = None) -> list[str]:

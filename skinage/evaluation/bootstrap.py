@@ -53,16 +53,35 @@ def resample_counts(n_groups: int, n_boot: int, seed: int = 0) -> np.ndarray:
     return np.bincount((draws + offs).ravel(), minlength=n_boot * n_groups).reshape(n_boot, n_groups)
 
 
+def _per_group(y_true, y_pred, codes, g: int, n_classes: int | None):
+    """(G, K*K) confusion counts per group; ``y_pred`` may be (N, K) probabilities (expected counts)."""
+    yp = np.asarray(y_pred)
+    if yp.ndim == 2:  # soft: row i adds probs[i] to row y_i of the confusion matrix
+        yt, _, k = check_labels(y_true, np.zeros(len(yp), dtype=int), n_classes or yp.shape[1])
+        if yp.shape[1] != k:
+            raise ValueError(f"probabilities have {yp.shape[1]} columns for {k} classes")
+        rows = np.zeros((len(yt), k * k))
+        rows[np.arange(len(yt))[:, None], yt[:, None] * k + np.arange(k)[None, :]] = yp
+        per_group = np.zeros((g, k * k))
+        np.add.at(per_group, codes, rows)
+        return per_group, k
+    yt, yp, k = check_labels(y_true, yp, n_classes)
+    per_group = np.zeros((g, k * k))
+    np.add.at(per_group, (codes, yt * k + yp), 1.0)
+    return per_group, k
+
+
 def bootstrap_confusions(y_true, y_pred, groups=None, n_classes: int | None = None, n_boot: int = 1000,
                          seed: int = 0) -> np.ndarray:
     """Confusion matrices of ``n_boot`` resamples, shape (B, K, K).
 
     ``groups`` (person ids) makes it a cluster bootstrap; ``None`` resamples images.
+    ``y_pred`` is a vector of predicted classes, or an (N, K) array of
+    probabilities for *expected* confusion matrices (e.g. a random guesser).
     """
-    yt, yp, k = check_labels(y_true, y_pred, n_classes)
-    codes, g = _group_codes(groups, len(yt))
-    per_group = np.zeros((g, k * k))
-    np.add.at(per_group, (codes, yt * k + yp), 1.0)
+    n = len(np.asarray(y_true))
+    codes, g = _group_codes(groups, n)
+    per_group, k = _per_group(y_true, y_pred, codes, g, n_classes)
     counts = resample_counts(g, n_boot, seed).astype(float)
     return (counts @ per_group).reshape(n_boot, k, k)
 
@@ -75,6 +94,8 @@ def bootstrap_ci(y_true, y_pred, groups=None, n_classes: int | None = None, n_bo
     Parameters
     ----------
     y_true, y_pred : array-like of int, shape (N,)
+        (``y_pred`` may also be (N, K) probabilities: expected counts, see
+        :func:`bootstrap_confusions`.)
     groups : array-like, shape (N,), optional
         Person id of each image: resample persons with all their images. ``None``:
         resample images.
@@ -112,22 +133,23 @@ def paired_bootstrap_difference(y_true, pred_a, pred_b, groups=None, n_classes: 
                                 ordinal: bool = True, keys: Sequence[str] = HEADLINE) -> dict:
     """Interval of ``metric(a) - metric(b)`` with both scored on the *same* resamples.
 
+    Either prediction may be (N, K) probabilities, scored by expected counts.
+
     The honest way to say whether a model beats a baseline: if the interval of
     the difference excludes 0, the gain is not a resampling accident.
 
     Returns ``{metric: (difference, low, high)}``.
     """
-    yt, pa, k = check_labels(y_true, pred_a, n_classes)
-    _, pb, k = check_labels(yt, pred_b, k)
-    codes, g = _group_codes(groups, len(yt))
+    n = len(np.asarray(y_true))
+    codes, g = _group_codes(groups, n)
     counts = resample_counts(g, n_boot, seed).astype(float)
-    res = {}
-    for name, p in (("a", pa), ("b", pb)):
-        per_group = np.zeros((g, k * k))
-        np.add.at(per_group, (codes, yt * k + p), 1.0)
+    res, full = {}, {}
+    for name, p in (("a", pred_a), ("b", pred_b)):
+        per_group, k = _per_group(y_true, p, codes, g, n_classes)
+        n_classes = k
         res[name] = metrics_from_confusion((counts @ per_group).reshape(n_boot, k, k), ordinal=ordinal)
-    full_a = metrics_from_confusion(np.bincount(yt * k + pa, minlength=k * k).reshape(k, k), ordinal=ordinal)
-    full_b = metrics_from_confusion(np.bincount(yt * k + pb, minlength=k * k).reshape(k, k), ordinal=ordinal)
+        full[name] = metrics_from_confusion(per_group.sum(0).reshape(k, k), ordinal=ordinal)
+    full_a, full_b = full["a"], full["b"]
     a = (1 - level) / 2
     out = {}
     for key in keys:

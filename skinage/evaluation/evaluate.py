@@ -47,6 +47,7 @@ from .metrics import (
     classification_metrics,
     confusion,
     expected_calibration_error,
+    metrics_from_confusion,
     per_class_metrics,
 )
 
@@ -147,10 +148,22 @@ def run_manifest_path(run: Path, meta: dict | None = None) -> Path | None:
 
 
 def _ci_metrics(y, pred, groups, k, ordinal, n_boot, seed) -> dict:
-    point = classification_metrics(y, pred, k, ordinal)
+    """Figures with intervals; ``pred`` as classes (N,) or probabilities (N, K) for expected figures."""
+    if np.ndim(pred) == 2:
+        point = metrics_from_confusion(_soft_confusion(y, pred, k), ordinal)
+        point["n"] = int(len(y))
+    else:
+        point = classification_metrics(y, pred, k, ordinal)
     ci = bootstrap_ci(y, pred, groups=groups, n_classes=k, n_boot=n_boot, seed=seed, ordinal=ordinal)
     point["ci"] = {key: list(v) for key, v in ci.items()}
     return point
+
+
+def _soft_confusion(y, probs, k) -> np.ndarray:
+    """Expected confusion counts: row ``y_i`` receives ``probs[i]``."""
+    c = np.zeros((k, k))
+    np.add.at(c, np.asarray(y).astype(int), np.asarray(probs, dtype=float))
+    return c
 
 
 def _subjects(df) -> np.ndarray:
@@ -181,13 +194,17 @@ def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, ba
     systems: dict[str, dict] = {}
     if probs is not None:
         probs = np.asarray(probs, dtype=float)
-        systems["model"] = {"probs": probs, "pred": probs.argmax(1), "description": "the image model"}
+        systems["model"] = {"probs": probs, "pred": probs.argmax(1), "description": "the image model",
+                            "expected": False}
     skipped = {}
     for name, b in (baselines or {}).items():
         if name.endswith("_skipped"):
             skipped[b.name] = b.description
             continue
-        systems[name] = {"probs": b.probs, "pred": b.pred, "description": b.description}
+        systems[name] = {"probs": b.probs, "pred": b.pred, "description": b.description,
+                         "expected": bool(getattr(b, "expected", False))}
+    for s in systems.values():  # what is scored: classes, or probabilities for expected figures
+        s["score"] = s["probs"] if s["expected"] else s["pred"]
     out: dict[str, Any] = {
         "classes": list(classes), "ordinal": bool(ordinal), "n_images": int(len(y)), "n_persons": int(n_persons),
         "bootstrap": {"unit": "person" if has_persons else "image", "resamples": int(n_boot), "seed": int(seed),
@@ -198,7 +215,7 @@ def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, ba
         "image": {},
     }
     for name, s in systems.items():
-        out["image"][name] = _ci_metrics(y, s["pred"], groups, k, ordinal, n_boot, seed)
+        out["image"][name] = _ci_metrics(y, s["score"], groups, k, ordinal, n_boot, seed)
     if "model" in systems:
         pred = systems["model"]["pred"]
         out["confusion"] = confusion(y, pred, k).tolist()
@@ -209,7 +226,7 @@ def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, ba
         for name, s in systems.items():
             if name == "model":
                 continue
-            d = paired_bootstrap_difference(y, pred, s["pred"], groups=groups, n_classes=k, n_boot=n_boot,
+            d = paired_bootstrap_difference(y, pred, s["score"], groups=groups, n_classes=k, n_boot=n_boot,
                                             seed=seed, ordinal=ordinal, keys=keys)
             out["gain_over_baselines"][name] = {kk: {"difference": v[0], "ci": [v[1], v[2]]} for kk, v in d.items()}
     # person level: average each person's probabilities
@@ -218,7 +235,7 @@ def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, ba
         persons_table = None
         for name, s in systems.items():
             f = fuse_persons(s["probs"], y, subjects)
-            m = _ci_metrics(f.y_true, f.y_pred, None, k, ordinal, n_boot, seed)
+            m = _ci_metrics(f.y_true, f.probs if s["expected"] else f.y_pred, None, k, ordinal, n_boot, seed)
             m["label_disagreements"] = f.n_label_disagreements
             out["person"][name] = m
             if name == "model":
@@ -230,7 +247,8 @@ def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, ba
         if len(set(v.tolist()) - {""}) > 1:
             out["by_view"] = {}
             for name, s in systems.items():
-                out["by_view"][name] = metrics_by_view(y, s["pred"], v, k, ordinal)
+                if not s["expected"]:
+                    out["by_view"][name] = metrics_by_view(y, s["pred"], v, k, ordinal)
     return out
 
 

@@ -2,9 +2,10 @@
 
 All images of one person (group) land in one split: a model is always tested on people it never
 saw. Splits are made with scikit-learn's :class:`~sklearn.model_selection.StratifiedGroupKFold`:
-the groups are dealt into ``n`` chunks of similar label mix (``n`` = 20 by default, so each chunk
-holds about 5 % of the data), then whole chunks go to test, val and train in the asked
-proportions. Seeded: the same data and seed give the same split.
+the groups are dealt into k folds of similar label mix and m of them go to test, with m / k as
+close as possible to the test fraction (3 of 20 for 0.15 on large data; 1 of 6 with 20 people);
+val is taken from the rest the same way; the remainder is train.
+Seeded: the same data and seed give the same split.
 
 With ``folds=K``, the rows not in test are dealt into K person-grouped, stratified folds (column
 ``fold``; test rows get -1); ``split`` is then ``val`` for fold 0 and ``train`` for the others, so
@@ -22,6 +23,7 @@ a plain training run uses fold 0 for validation. Use ``test=0`` for K-fold over 
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
@@ -89,6 +91,28 @@ def _deal(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
     return chunk
 
 
+def _take(idx: np.ndarray, want: float, y: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarray:
+    """About ``want`` rows of ``idx``: m of k stratified, grouped folds, m / k closest to the fraction.
+
+    k is at most 20 and at most a third of the groups (so a fold holds a few people and can be
+    stratified at all).
+    """
+    frac = want / len(idx)
+    n_g = len(np.unique(groups[idx]))
+    kmax = max(2, min(20, n_g // 3))
+    best = (math.inf, 2, 1)
+    for k in range(2, kmax + 1):
+        m = max(1, int(round(frac * k)))
+        if m < k and abs(m / k - frac) < best[0] - 1e-9:
+            best = (abs(m / k - frac), k, m)
+    _, k, m = best
+    chunk = _deal(y[idx], groups[idx], k, seed)
+    k = int(chunk.max()) + 1  # fewer when the classes are tiny
+    m = min(m, k - 1) if k > 1 else 0
+    picked = np.random.default_rng(seed).permutation(k)[:m]
+    return idx[np.isin(chunk, picked)]
+
+
 def assign_splits(
     df: pd.DataFrame,
     val: float = 0.15,
@@ -97,7 +121,6 @@ def assign_splits(
     split_by: str = "subject",
     label_col: str = "label",
     folds: int = 0,
-    chunks: int = 20,
 ) -> Tuple[pd.DataFrame, SplitInfo]:
     """Write ``split`` (train / val / test) and ``fold`` columns; return (df copy, info).
 
@@ -112,8 +135,6 @@ def assign_splits(
         people have several images; only for data without person ids).
     folds : int
         K > 1 for K person-grouped folds of the non-test rows.
-    chunks : int
-        Granularity of the train / val / test deal (20 -> 5 % steps).
     """
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ConfigError(f"--val {val} and --test {test} must be fractions in [0, 1) with val + test < 1")
@@ -128,36 +149,27 @@ def assign_splits(
     fold = np.full(n_rows, -1, dtype=int)
     note = ""
     if n_rows:
-        # how many chunks go to test / val
-        n = max(1, min(chunks, n_groups))
-        chunk = _deal(y, groups, n, seed)
-        n = int(chunk.max()) + 1
-        k_test = int(round(test * n))
-        k_val = int(round(val * n))
-        if test > 0 and k_test == 0 and n >= 3:
-            k_test = 1
-        if val > 0 and k_val == 0 and n - k_test >= 2 and not folds:
-            k_val = 1
-        if k_test + k_val >= n:
-            k_test = k_val = 0
-        empty = [name for name, want, k in (("test", test, k_test), ("val", val if not folds else 0, k_val)) if want > 0 and k == 0]
-        if empty:
-            note = f"only {n_groups} group(s): too few people for a {' and '.join(empty)} split"
-        order = np.random.default_rng(seed).permutation(n)
-        test_chunks = set(order[:k_test].tolist())
-        val_chunks = set(order[k_test : k_test + k_val].tolist())
-        for c in test_chunks:
-            split[chunk == c] = "test"
+        empty = []
+        idx_all = np.arange(n_rows)
+        if test > 0:
+            if n_groups >= (3 if val > 0 else 2):
+                split[_take(idx_all, test * n_rows, y, groups, seed)] = "test"
+            else:
+                empty.append("test")
+        rest = np.flatnonzero(split != "test")
         if folds:
-            rest = split != "test"
             n_rest_groups = len(np.unique(groups[rest]))
             if n_rest_groups < folds:
                 raise ConfigError(f"--folds {folds}: only {n_rest_groups} people (groups) outside the test split")
             fold[rest] = _deal(y[rest], groups[rest], folds, seed + 1)
             split[rest] = np.where(fold[rest] == 0, "val", "train")
-        else:
-            for c in val_chunks:
-                split[chunk == c] = "val"
+        elif val > 0:
+            if len(np.unique(groups[rest])) >= 2:
+                split[_take(rest, val * n_rows, y, groups, seed + 1)] = "val"
+            else:
+                empty.append("val")
+        if empty:
+            note = f"only {n_groups} group(s): too few people for a {' and '.join(empty)} split"
     out["split"] = split.astype(str)
     out["fold"] = fold
     counts = {s: int((out["split"] == s).sum()) for s in ("train", "val", "test")}

@@ -322,3 +322,30 @@ def test_real_aihub_label_table(tmp_path, capsys):
     rc = main(["ingest", str(table), "--label", "forehead_wrinkle", "--out", str(tmp_path / "x.csv")])
     assert rc == 1
     assert "--labels-only" in capsys.readouterr().err
+
+
+def test_manifest_dataset_from_ingest(bright_dark_folder, tmp_path):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from skinage.data.dataset import ManifestDataset
+    from skinage.data.images import CropCache
+
+    res = ingest(bright_dark_folder, out=tmp_path / "bd.csv", quiet=True)
+    m = read_manifest(tmp_path / "bd.csv")
+    cache = CropCache(tmp_path / "crops")
+    ds = ManifestDataset(m, size=24, cache=cache, transform=lambda x: x.flip(-1))
+    assert len(ds) == 24
+    xs, ys = next(iter(DataLoader(ds, batch_size=24, shuffle=False)))
+    assert xs.shape == (24, 3, 24, 24) and xs.dtype == torch.uint8
+    assert ys.tolist() == m.df["label"].tolist()
+    # bright images are bright, dark ones dark: the label matches the pixels
+    means = xs.float().mean(dim=(1, 2, 3))
+    bright = m.classes.index("bright")
+    assert all((mu > 128) == (y == bright) for mu, y in zip(means.tolist(), ys.tolist()))
+    assert cache.misses == 24 and cache.hits == 0
+    for i in range(len(ds)):
+        ds[i]
+    assert cache.hits == 24
+    train = ManifestDataset(m.split("train"), size=24, cache=None)
+    assert len(train) == (m.df["split"] == "train").sum()

@@ -1,0 +1,313 @@
+"""The embedding cache of ``feature`` mode: backbone features computed once per image.
+
+A frozen backbone turns each image (and, for training images, ``aug_views``
+augmented versions of it) into one embedding vector, stored as a ``.npy`` file
+under ``skinage.utils.cache_dir()/features``. The key of a file is
+
+* the *model key*: backbone name, a hash of the backbone's actual weights (so a
+  fine-tuned teacher and the ImageNet backbone never share entries), the
+  preprocessing (input size, mean/std, interpolation, crop margin / square) and
+  the numeric precision of the forward pass;
+* the *image key*: absolute path, file size and modification time, bounding box;
+* the view: ``v0`` is the plain crop, ``a<i>_<spec>`` the i-th augmented view made
+  with augmentation spec ``<spec>`` and a seed derived from the image key and i
+  (so a view is the same image every time it is recomputed).
+
+Changing only the head (hidden sizes, dropout, learning rate, ...) therefore reuses
+every embedding; adding views computes only the new ones.
+
+>>> image_key("/nonexistent/a.jpg", (0, 0, 10, 10)) == image_key("/nonexistent/a.jpg", (0, 0, 10, 10))
+True
+>>> image_key("/nonexistent/a.jpg", None) == image_key("/nonexistent/a.jpg", (0, 0, 10, 10))
+False
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..utils import cache_dir, say
+
+__all__ = ["FeatureCache", "image_key", "weights_hash", "load_crop_tensor", "iter_batches", "autocast_context"]
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    """A short sha1 of a module's parameters and buffers (names, shapes and values)."""
+    h = hashlib.sha1()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _bbox_tuple(bbox) -> tuple | None:
+    if bbox is None:
+        return None
+    vals = [float(v) for v in bbox]
+    if any(math.isnan(v) for v in vals):
+        return None
+    return tuple(round(v, 2) for v in vals)
+
+
+def image_key(path: str | os.PathLike, bbox=None) -> str:
+    """Identity of an image file and crop box: absolute path, size, mtime, bbox."""
+    p = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(p)
+        ident = (p, st.st_size, st.st_mtime_ns, _bbox_tuple(bbox))
+    except OSError:
+        ident = (p, None, None, _bbox_tuple(bbox))
+    return hashlib.sha1(repr(ident).encode("utf-8")).hexdigest()
+
+
+def _row_bbox(row) -> tuple | None:
+    try:
+        return _bbox_tuple((row["x0"], row["y0"], row["x1"], row["y1"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def load_crop_tensor(path: str, bbox, size: int, margin: float = 0.0, square: bool = False, cache=None,
+                     resample: str = "bilinear") -> torch.Tensor:
+    """One crop as a uint8 (3, size, size) tensor, through the decoded-crop cache."""
+    if cache is None:
+        from ..data.images import CropCache
+
+        cache = CropCache()
+    arr = cache.get(path, bbox, size, margin=margin, square=square, resample=resample)
+    return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (AVX-512 BF16 or AMX), from /proc/cpuinfo flags."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``auto`` -> ``bf16`` where the CPU (or GPU) supports it natively, else ``fp32``."""
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_supports_bf16() else "fp32"
+
+
+def autocast_context(precision: str, device: str = "cpu"):
+    """``torch.autocast`` for bf16, a no-op context for fp32."""
+    dev = "cuda" if device.startswith("cuda") else "cpu"
+    return torch.autocast(dev, dtype=torch.bfloat16, enabled=(precision == "bf16"))
+
+
+def iter_batches(items: Sequence, batch_size: int, load: Callable, workers: int = 1):
+    """Yield ``(batch_items, loaded)`` while the next batch is decoded in a thread."""
+    chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+    if not chunks:
+        return
+    if workers <= 0:
+        for c in chunks:
+            yield c, [load(x) for x in c]
+        return
+    with ThreadPoolExecutor(max_workers=workers) as ex:
+        fut = ex.submit(lambda c: [load(x) for x in c], chunks[0])
+        for i, c in enumerate(chunks):
+            loaded = fut.result()
+            if i + 1 < len(chunks):
+                fut = ex.submit(lambda c: [load(x) for x in c], chunks[i + 1])
+            yield c, loaded
+
+
+class FeatureCache:
+    """Compute-or-load embeddings of manifest rows for one frozen model.
+
+    Parameters
+    ----------
+    model : SkinageModel
+        Its ``features(x)`` gives the embeddings (inputs float [0, 1]).
+    input_size, margin, square : preprocessing of the crops.
+    precision : "fp32" or "bf16" (autocast) for the forward pass.
+    batch_size : forward batch size (32-64 is the sweet spot on a CPU).
+    root : cache folder (default ``cache_dir()/features``).
+    """
+
+    def __init__(self, model, input_size: int, margin: float = 0.0, square: bool = False,
+                 precision: str = "fp32", batch_size: int = 64, root: str | os.PathLike | None = None,
+                 channels_last: bool = True, device: str = "cpu", progress: bool = True):
+        from ..models.registry import get_config
+
+        self.model = model
+        self.input_size = int(input_size)
+        self.margin = float(margin)
+        self.square = bool(square)
+        self.precision = precision
+        self.batch_size = int(batch_size)
+        self.channels_last = channels_last
+        self.device = device
+        self.progress = progress
+        cfg = get_config(model.backbone_name)
+        ident = {
+            "model": model.backbone_name,
+            "weights": weights_hash(model.backbone),
+            "input_size": self.input_size, "mean": list(cfg.mean), "std": list(cfg.std),
+            "interpolation": cfg.interpolation, "margin": self.margin, "square": self.square,
+            "precision": precision,
+        }
+        self.ident = ident
+        self.model_key = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        self.root = Path(root) if root else cache_dir() / "features"
+        self.dir = self.root / f"{model.backbone_name}-{self.model_key}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        info = self.dir / "info.json"
+        if not info.is_file():
+            from ..utils import atomic_write_json
+
+            atomic_write_json(info, ident)
+        self._crop_cache = None
+        self.stats = {"computed": 0, "reused": 0, "seconds": 0.0}
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _file(self, ikey: str, view: int, tag: str) -> Path:
+        name = f"{ikey}_v0.npy" if view == 0 else f"{ikey}_a{view}_{tag}.npy"
+        return self.dir / ikey[:2] / name
+
+    def _crop(self, path: str, bbox) -> torch.Tensor:
+        if self._crop_cache is None:
+            from ..data.images import CropCache
+
+            self._crop_cache = CropCache()
+        return load_crop_tensor(path, bbox, self.input_size, self.margin, self.square, cache=self._crop_cache,
+                                resample=self.ident["interpolation"])
+
+    # -- main entry -------------------------------------------------------------------------------
+    def get(self, df, views: int = 0, aug_spec: str = "flip,rotate,jitter,crop", desc: str = "features",
+            on_error: Callable[[int, str], None] | None = None, rotate_deg: float = 10.0,
+            crop_scale: float = 0.75) -> np.ndarray:
+        """Embeddings of every row of ``df``: array (N, 1 + views, D) float32.
+
+        View 0 is the plain crop; views 1..``views`` are augmented versions. A row
+        whose image cannot be read is reported through ``on_error(index, reason)``
+        and gets NaN embeddings (the caller sets it aside).
+        """
+        from ..data.images import ImageError
+
+        n = len(df)
+        D = self.model.feature_dim
+        out = np.full((n, 1 + views, D), np.nan, dtype=np.float32)
+        paths = df["path"].astype(str).tolist()
+        bboxes = [_row_bbox(r) for r in df.to_dict("records")] if {"x0", "y0", "x1", "y1"} <= set(df.columns) else [None] * n
+        ikeys = [image_key(p, b) for p, b in zip(paths, bboxes)]
+        tag = f"{_spec_tag(aug_spec)}-r{rotate_deg:g}-s{crop_scale:g}"
+        todo: list[tuple[int, int]] = []
+        for i, k in enumerate(ikeys):
+            for v in range(1 + views):
+                f = self._file(k, v, tag)
+                try:
+                    out[i, v] = np.load(f)
+                    self.stats["reused"] += 1
+                except (OSError, ValueError):
+                    todo.append((i, v))
+        if not todo:
+            return out
+        # group the work per image so each crop is loaded once for all its views
+        per_image: dict[int, list[int]] = {}
+        for i, v in todo:
+            per_image.setdefault(i, []).append(v)
+        items = list(per_image.items())
+        from .augment import build_augment, to_float
+
+        aug = build_augment(aug_spec, self.input_size, rotate_deg, crop_scale) if views else None
+        bad: dict[int, str] = {}
+
+        def load(item):
+            i, vs = item
+            try:
+                crop = self._crop(paths[i], bboxes[i])
+            except ImageError as e:
+                bad[i] = str(e)
+                return []
+            except OSError as e:
+                bad[i] = f"cannot read: {e}"
+                return []
+            imgs = []
+            for v in vs:
+                if v == 0:
+                    imgs.append(to_float(crop))
+                else:
+                    seed = int(ikeys[i][:8], 16) ^ (v * 2654435761 % (1 << 31))
+                    g = torch.random.fork_rng(devices=[])
+                    with g:
+                        torch.manual_seed(seed)
+                        imgs.append(aug(crop))
+            return imgs
+
+        self.model.eval()
+        model = self.model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        t0 = time.perf_counter()
+        n_img = sum(len(vs) for _, vs in items)
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_img, desc=desc, unit="img", disable=not self.progress, leave=False, dynamic_ncols=True)
+        # batch by images so a batch holds about batch_size views
+        per = max(1, self.batch_size // max(1, 1 + views)) if views else self.batch_size
+        with torch.inference_mode():
+            for chunk, loaded in iter_batches(items, per, load, workers=1):
+                flat, where = [], []
+                for (i, vs), imgs in zip(chunk, loaded):
+                    for v, img in zip(vs, imgs):
+                        flat.append(img)
+                        where.append((i, v))
+                if not flat:
+                    continue
+                for s in range(0, len(flat), self.batch_size):
+                    x = torch.stack(flat[s:s + self.batch_size]).to(self.device)
+                    if self.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    with autocast_context(self.precision, self.device):
+                        emb = model.features(x)
+                    emb = emb.float().cpu().numpy()
+                    for (i, v), e in zip(where[s:s + self.batch_size], emb):
+                        out[i, v] = e
+                        f = self._file(ikeys[i], v, tag)
+                        f.parent.mkdir(exist_ok=True)
+                        tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
+                        with open(tmp, "wb") as fh:
+                            np.save(fh, e)
+                        os.replace(tmp, f)
+                    bar.update(len(emb))
+                    el = time.perf_counter() - t0
+                    bar.set_postfix_str(f"{bar.n / max(el, 1e-9):.1f} img/s")
+        bar.close()
+        if self.channels_last:
+            self.model.to(memory_format=torch.contiguous_format)
+        self.stats["computed"] += n_img - sum(len(per_image[i]) for i in bad)
+        self.stats["seconds"] += time.perf_counter() - t0
+        for i, reason in bad.items():
+            if on_error is not None:
+                on_error(i, reason)
+            else:
+                say(f"  set aside {paths[i]}: {reason}")
+        return out
+
+
+def _spec_tag(spec: str) -> str:
+    from .augment import parse_augment
+
+    steps = parse_augment(spec)
+    return "-".join(steps) if steps else "none"

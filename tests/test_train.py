@@ -1,0 +1,173 @@
+"""skinage train: each mode learns bright vs dark, run-folder artifacts, exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_image
+
+torch = pytest.importorskip("torch")
+
+from skinage.config import ConfigError  # noqa: E402
+from skinage.data.manifest import Manifest, read_manifest, write_manifest  # noqa: E402
+from skinage.training.train import TrainingInterrupted, train  # noqa: E402
+
+# one thread: on a shared 2-core machine two OpenMP threads can be many times slower than one
+FAST = dict(progress=False, threads=1, warmup=0.0)
+
+
+def _manifest(root, n_per_class=30, ordinal=False, size=(40, 40)):
+    """Bright vs dark images, one person each; splits train 60 %, val 20 %, test 20 % per class."""
+    rows = []
+    for label, (cls, v) in enumerate((("dark", 45), ("bright", 210))):
+        for i in range(n_per_class):
+            p = make_image(root / cls / f"p{i}.png", value=v, seed=1000 * label + i, size=size, noise=30)
+            split = "train" if i % 5 < 3 else ("val" if i % 5 == 3 else "test")
+            rows.append({"path": str(p), "label": label, "subject": f"{cls}{i}", "view": "F", "split": split})
+    path = root / "m.csv"
+    write_manifest(Manifest(pd.DataFrame(rows), ["dark", "bright"], {"ordinal": ordinal}), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bd_manifest(tmp_path_factory):
+    return _manifest(tmp_path_factory.mktemp("bd"), n_per_class=100)
+
+
+@pytest.fixture(scope="module")
+def feature_run(bd_manifest, tmp_path_factory):
+    project = tmp_path_factory.mktemp("runs")
+    return train(data=bd_manifest, model="mobilenet_v2", mode="feature", size=64, epochs=15, batch_size=8,
+                 lr=1e-2, aug_views=1, project=project, name="feat", **FAST)
+
+
+def test_feature_mode_learns_and_writes_run_folder(feature_run, bd_manifest):
+    run = feature_run.run_dir
+    m = feature_run.metrics
+    assert m["test"]["accuracy"] > 0.9 and m["val"]["accuracy"] > 0.9
+    for f in ("args.yaml", "results.csv", "metrics.json", "predictions.csv", "weights/best.safetensors",
+              "weights/best.json", "weights/last.safetensors", "weights/last.json", "weights/last_state.pt"):
+        assert (run / f).is_file(), f
+    res = pd.read_csv(run / "results.csv")
+    assert list(res["epoch"]) == list(range(1, len(res) + 1))
+    assert {"train_loss", "val_loss", "val_acc", "val_macro_f1", "lr", "img_s", "time_s"} <= set(res.columns)
+    assert json.loads((run / "metrics.json").read_text())["test"]["n"] == 40
+    # predictions.csv agrees with the test split and its own probabilities
+    pred = pd.read_csv(run / "predictions.csv")
+    test = read_manifest(bd_manifest).split("test")
+    assert sorted(pred["path"]) == sorted(test["path"])
+    assert list(pred.columns[:5]) == ["path", "subject", "view", "label", "pred"]
+    probs = pred[["p_0", "p_1"]].to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=1e-4)
+    assert (probs.argmax(1) == pred["pred"]).all()
+    assert np.isclose((pred["pred"] == pred["label"]).mean(), feature_run.metrics["test"]["accuracy"])
+    meta = json.loads((run / "weights/best.json").read_text())
+    assert meta["classes"] == ["dark", "bright"] and meta["mode"] == "feature"
+    assert meta["weights_from"].startswith("imagenet:") and meta["preprocessing"]["input_size"] == 64
+    assert "torch" in meta["versions"]
+
+
+def test_checkpoint_of_run_predicts_like_training(feature_run, bd_manifest):
+    """The saved best checkpoint, run end to end on images, reproduces predictions.csv."""
+    from skinage.data.images import load_crop
+    from skinage.models.checkpoint import load_checkpoint
+
+    model, meta = load_checkpoint(feature_run.run_dir)
+    pred = pd.read_csv(feature_run.run_dir / "predictions.csv")
+    x = torch.stack([torch.from_numpy(load_crop(p, None, 64).copy()).permute(2, 0, 1).float() / 255 for p in pred["path"]])
+    probs = model.predict_proba(x).numpy()
+    assert np.allclose(probs, pred[["p_0", "p_1"]].to_numpy(), atol=1e-3)
+
+
+def test_feature_cache_reused_when_only_head_changes(feature_run, bd_manifest, tmp_path):
+    res = train(data=bd_manifest, model="mobilenet_v2", mode="feature", size=64, epochs=2, batch_size=8,
+                aug_views=1, hidden=(16,), dropout=(0.1,), batchnorm=True, project=tmp_path, **FAST)
+    assert res.metrics["features_computed"] == 0
+    assert res.metrics["features_reused"] == 120 * 2 + 80
+
+
+def test_finetune_mode_learns(bd_manifest, tmp_path):
+    res = train(data=bd_manifest, model="squeezenet1_1", mode="finetune", pretrained=False, size=32, epochs=1,
+                batch_size=4, lr=1e-3, precision="fp32", project=tmp_path, **FAST)
+    assert res.metrics["val"]["accuracy"] > 0.9
+    assert res.metrics["test"]["accuracy"] > 0.9
+
+
+def test_distill_mode_learns(feature_run, bd_manifest, tmp_path):
+    res = train(data=bd_manifest, model="squeezenet1_1", mode="distill", teacher=feature_run.run_dir, size=32,
+                epochs=1, batch_size=4, lr=1e-3, precision="fp32", project=tmp_path, **FAST)
+    assert res.metrics["teacher"]["model"] == "mobilenet_v2"
+    assert res.metrics["test"]["accuracy"] > 0.9
+
+
+def _weights(run):
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "weights" / "last.safetensors"))
+
+
+@pytest.mark.parametrize("mode", ["finetune", "feature"])
+def test_resume_equals_uninterrupted(bd_manifest, tmp_path, mode):
+    kw = dict(data=bd_manifest, mode=mode, size=32, epochs=3, batch_size=8, precision="fp32", patience=0,
+              ordinal="corn", **FAST)
+    if mode == "finetune":
+        kw.update(model="squeezenet1_1", pretrained=False, lr=3e-3)
+    else:
+        kw.update(model="mobilenet_v2", aug_views=1, hidden=(8,), dropout=(0.3,), lr=1e-2)
+    full = train(project=tmp_path, name="full", **kw)
+    with pytest.raises(TrainingInterrupted):
+        train(project=tmp_path, name="cut", interrupt_at=1.5, **kw)
+    cut = tmp_path / "cut"
+    assert len(pd.read_csv(cut / "results.csv")) == 1  # killed in the middle of epoch 2
+    resumed = train(resume=cut, progress=False, threads=1)
+    assert resumed.run_dir == cut
+    a, b = _weights(full.run_dir), _weights(cut)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.metrics["test"] == full.metrics["test"]
+    ra, rb = pd.read_csv(full.run_dir / "results.csv"), pd.read_csv(cut / "results.csv")
+    cols = ["epoch", "train_loss", "val_loss", "val_acc", "lr"]
+    pd.testing.assert_frame_equal(ra[cols], rb[cols])
+
+
+def test_bad_options_are_refused(bd_manifest, tmp_path):
+    with pytest.raises(ConfigError, match="did you mean 'epochs'"):
+        train(data=bd_manifest, model="mobilenet_v2", mode="feature", epoch=3)
+    with pytest.raises(ConfigError, match="--teacher"):
+        train(data=bd_manifest, model="squeezenet1_1", mode="distill", project=tmp_path)
+    with pytest.raises(ConfigError, match="unknown augmentation 'flipp'"):
+        train(data=bd_manifest, model="squeezenet1_1", mode="finetune", augment="flipp", project=tmp_path)
+
+
+def test_unreadable_image_is_set_aside(tmp_path):
+    path = _manifest(tmp_path / "d", n_per_class=10)
+    man = read_manifest(path)
+    bad = tmp_path / "d" / "broken.png"
+    bad.write_bytes(b"not an image")
+    df = pd.concat([man.df, man.df.iloc[[0]].assign(path=str(bad), subject="broken")], ignore_index=True)
+    write_manifest(Manifest(df, man.classes, man.meta), path)
+    res = train(data=path, model="squeezenet1_1", mode="finetune", pretrained=False, size=32, epochs=1,
+                batch_size=4, precision="fp32", project=tmp_path / "runs", **FAST)
+    assert res.metrics["set_aside"] == 1
+    aside = pd.read_csv(res.run_dir / "set_aside.csv")
+    assert aside["path"].tolist() == [str(bad)] and aside["reason"].iloc[0]
+
+
+def test_cli_train(bd_manifest, tmp_path, capsys):
+    from skinage.cli import main
+
+    rc = main(["train", "--data", str(bd_manifest), "--model", "squeezenet1_1", "--mode", "finetune",
+               "--no-pretrained", "--size", "32", "--epochs", "1", "--batch-size", "8", "--precision", "fp32",
+               "--hidden", "16", "--project", str(tmp_path), "--name", "cli", "--no-progress"])
+    assert rc == 0
+    assert capsys.readouterr().out.strip().endswith("cli")
+    assert (tmp_path / "cli" / "weights" / "best.safetensors").is_file()
+    rc = main(["train", "--data", str(bd_manifest), "--model", "squeezenet1_1", "--project", str(tmp_path),
+               "--name", "cli", "--epochs", "1", "--mode", "finetune", "--no-pretrained", "--size", "32",
+               "--precision", "fp32", "--no-progress"])
+    assert rc == 0 and (tmp_path / "cli2").is_dir()  # auto-increment

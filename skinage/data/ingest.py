@@ -505,6 +505,7 @@ def _read_table(cfg: IngestConfig, path: Path, rej: _Rejects, notes: List[str], 
     used = {pcol, scol, vcol, *(bcols or ()), *index_cols}
     meta_cols = [c for c in df.columns if c not in used and c is not None]
     meta_df = pd.DataFrame({c: _maybe_numeric(df[c]) for c in meta_cols})
+    meta_rows = meta_df.astype(object).where(meta_df.notna(), None).to_dict("records") if meta_cols else [{}] * len(df)
     recs = []
     for i, row in enumerate(df.itertuples(index=False)):
         r = dict(zip(df.columns, row))
@@ -538,7 +539,7 @@ def _read_table(cfg: IngestConfig, path: Path, rej: _Rejects, notes: List[str], 
                 continue
             else:
                 bbox = tuple(float(v) for v in vals)
-        meta = {c: meta_df[c].iloc[i] for c in meta_cols}
+        meta = meta_rows[i]
         recs.append(_record(Path(os.path.abspath(full)), raw, r[scol] if scol else "", r[vcol] if vcol else "",
                             bbox, origin, **meta))
     return recs

@@ -73,6 +73,11 @@ def make_aihub_tree(root: Path) -> Path:
     exif[0x0112] = 6
     Image.fromarray(arr).save(img_dir / "0010_01_F.jpg", exif=exif, quality=95)
     put("0010_01_F_01", _label("0010_01_F.jpg", "0010", "F", grade=4, bbox=[2, 2, 62, 20]))
+    # 0020: a label file written in cp949 (Korean Windows) with a Korean value
+    obj = _label("0020_01_F.jpg", "0020", "F", grade=0, bbox=[8, 4, 56, 20])
+    obj["info"]["partname"] = "이마"
+    make_image(img_dir / "0020_01_F.jpg", size=(64, 48), fmt="JPEG")
+    (lab_dir / "0020_01_F_01.json").write_bytes(json.dumps(obj, ensure_ascii=False).encode("cp949"))
     # bad input, one each
     make_image(img_dir / "0011_01_F.jpg", size=(64, 48), fmt="JPEG")
     put("0011_01_F_01", _label("0011_01_F.jpg", "0011", "F", grade=None, bbox=[8, 4, 56, 20]))  # missing key
@@ -120,9 +125,9 @@ def test_aihub_json_tree(tmp_path, capsys):
     m = read_manifest(out)
     df = m.df
     assert m.classes == ["0", "1", "2", "3"] and m.ordinal
-    # 12 good + 0007 + 0008 + 0009 + 0010
-    assert len(df) == 16
-    assert sorted(df["subject"].unique()) == [f"{i:04d}" for i in range(1, 11)]
+    # 12 good + 0007 + 0008 + 0009 + 0010 + 0020
+    assert len(df) == 17
+    assert sorted(df["subject"].unique()) == [f"{i:04d}" for i in range(1, 11)] + ["0020"]
     assert set(df["view"]) == {"F", "L15"}
     # grades 0..5 of people 1..6, remapped: 0,1->0 2,3->1 4->2 5->3
     per = df.drop_duplicates("subject").set_index("subject")

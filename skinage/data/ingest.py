@@ -342,7 +342,12 @@ def _read_aihub(cfg: IngestConfig, root: Path, rej: _Rejects, notes: List[str], 
     for jf in files:
         origin = jf.relative_to(root)
         try:
-            obj = json.loads(jf.read_bytes().decode("utf-8-sig"))
+            raw_bytes = jf.read_bytes()
+            try:
+                text = raw_bytes.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                text = raw_bytes.decode("cp949")  # Korean Windows tools write this
+            obj = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             rej.add(origin, "", "corrupt label file", f"{type(e).__name__}: {e}")
             continue

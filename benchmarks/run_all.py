@@ -296,15 +296,17 @@ def extract_eval(ev: dict) -> dict:
     return out
 
 
-def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict) -> dict:
+def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict, earlier: list | None = None) -> dict:
     from skinage.export.onnx import export
     from skinage.training.train import train
 
     opts = dict(spec.options)
     if spec.teacher:
         task = spec.teacher.split(":", 1)[1]
-        cands = [e for e in done.values() if e.get("task") == task and e.get("mode") != "distill"
-                 and (e.get("val") or {}).get("qwk") is not None]
+        pool = {e["name"]: e for e in (earlier or [])}
+        pool.update(done)
+        cands = [e for e in pool.values() if e.get("task") == task and e.get("mode") != "distill"
+                 and (e.get("val") or {}).get("qwk") is not None and Path(e.get("run", "")).exists()]
         if not cands:
             raise RuntimeError(f"no teacher run with validation figures for task {task!r}")
         best = max(cands, key=lambda e: e["val"]["qwk"])
@@ -343,6 +345,8 @@ def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict) -> dict:
         say(f"{spec.name}: export failed: {e}")
     entry = _model_entry(spec, run_dir, ev, ex, train_s, train_metrics)
     entry["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
+    entry["command"] = ctx.command
+    entry["date"] = _now()
     if selection:
         entry["selection"] = {"by": "validation QWK", "candidates": selection}
     if spec.teacher:
@@ -360,6 +364,10 @@ def _utk_manifests(ctx: "Ctx") -> dict[str, Path]:
 
     src = ctx.data / "utkface-age"
     d = ctx.work / "utk"
+    names = ("utk4.csv", "utk7.csv", "utk4_forehead.csv")
+    if ctx.runs and all((d / n).exists() for n in names):  # a few runs redone: same manifests, same splits
+        ctx.manifests = {n[:-4]: d / n for n in names}
+        return ctx.manifests
     _ingest(src, d / "utk4.csv", remap=UTK_REMAP4, ordinal=True, seed=ctx.seed, quiet=True)
     _ingest(src, d / "utk7.csv", ordinal=True, seed=ctx.seed, quiet=True)
     fm = read_manifest(d / "utk4.csv")
@@ -377,19 +385,19 @@ def _utk_manifests(ctx: "Ctx") -> dict[str, Path]:
 
 def utk_specs(quick: bool) -> list[RunSpec]:
     feat = {"epochs": 60}
-    ft = {"epochs": 6, "size": 160}
+    ft = {"epochs": 8, "size": 160}
     specs = [
         RunSpec("utk4_mnv2_feature", "utk4", "mobilenet_v2", "feature", feat, candidates=FEATURE_HEADS),
         RunSpec("utk4_effl0_feature", "utk4", "efficientnet_lite0", "feature", feat, candidates=FEATURE_HEADS),
         RunSpec("utk7_mnv2_feature", "utk7", "mobilenet_v2", "feature", feat, candidates=FEATURE_HEADS),
         RunSpec("utk7_effl0_feature", "utk7", "efficientnet_lite0", "feature", feat, candidates=FEATURE_HEADS),
         RunSpec("utk4_mnv2_finetune", "utk4", "mobilenet_v2", "finetune", ft, quick=False),
-        RunSpec("utk4_effl0_finetune", "utk4", "efficientnet_lite0", "finetune", ft, quick=False),
+        RunSpec("utk4_sqz_distill", "utk4", "squeezenet1_1", "distill",
+                {"epochs": 8, "pretrained": False}, quick=False, teacher="best:utk4", label="distilled"),
         RunSpec("utk4_sqz_scratch", "utk4", "squeezenet1_1", "finetune",
                 {"epochs": 8, "size": 128, "pretrained": False}, quick=False, label="scratch"),
-        RunSpec("utk4_sqz_distill", "utk4", "squeezenet1_1", "distill",
-                {"epochs": 8, "pretrained": False}, quick=False, teacher="best:utk4",
-                label="distilled"),
+        RunSpec("utk4_effl0_finetune", "utk4", "efficientnet_lite0", "finetune", {"epochs": 6, "size": 160},
+                quick=False),
     ]
     return [s for s in specs if s.quick or not quick]
 
@@ -409,11 +417,15 @@ def forehead_specs(quick: bool) -> list[RunSpec]:
 def _model_section(ctx: "Ctx", specs: list[RunSpec], manifests: dict[str, Path], name: str) -> dict:
     done: dict[str, dict] = {}
     errors = {}
+    earlier = []
+    p = RESULTS / f"{name}.json"
+    if ctx.runs and p.exists():  # runs of an earlier call can be teachers
+        earlier = json.loads(p.read_text()).get("entries", [])
     for spec in specs:
         if ctx.runs and spec.name not in ctx.runs:
             continue
         try:
-            done[spec.name] = _run_spec(spec, manifests[spec.task], ctx, done)
+            done[spec.name] = _run_spec(spec, manifests[spec.task], ctx, done, earlier)
         except Exception as e:  # noqa: BLE001 - one failing run must not lose the others
             errors[spec.name] = f"{type(e).__name__}: {e}"
             say(f"{spec.name}: FAILED: {errors[spec.name]}")
@@ -663,6 +675,9 @@ def render_markdown(sections: dict[str, dict]) -> str:
             L.append("")
             continue
         entries = s.get("entries", [])
+        cmds = sorted({e["command"] for e in entries if e.get("command")} - {s["command"]})
+        if cmds:
+            L += ["Some runs come from other calls: " + "; ".join(f"`{c}`" for c in cmds) + ".", ""]
         if entries:
             L += model_table(entries) + [""]
             bt = baseline_table(entries)

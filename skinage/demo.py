@@ -195,7 +195,7 @@ def _demo(cfg: DemoConfig) -> DemoResult:
     if train is None:
         raise RuntimeError(f"cannot train: {why}")
     topts: dict[str, Any] = dict(data=str(manifest), model=cfg.model, mode=cfg.mode, epochs=cfg.epochs,
-                                 seed=cfg.seed, project=str(out / "runs"), name=cfg.model)
+                                 seed=cfg.seed, project=str(out / "runs"), name=f"{cfg.model}-{cfg.mode}")
     if cfg.input_size:
         topts["size"] = cfg.input_size
     if not cfg.pretrained:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import pytest
@@ -10,19 +9,8 @@ import pytest
 from skinage.config import ConfigError
 
 
-def _need(module: str, name: str):
-    try:
-        getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        pytest.skip(f"dependency {module}.{name} not available yet: {e}")
-
-
 @pytest.fixture(scope="module")
 def tiny_demo(tmp_path_factory):
-    for mod, fn in (("skinage.data.ingest", "ingest"), ("skinage.training.train", "train"),
-                    ("skinage.evaluation.evaluate", "evaluate"), ("skinage.export.onnx", "export"),
-                    ("skinage.evaluation.compare", "compare")):
-        _need(mod, fn)
     from skinage.demo import demo
 
     out = tmp_path_factory.mktemp("demo")

@@ -587,12 +587,16 @@ _SHORT = {"accuracy": "accuracy", "balanced_accuracy": "bal.acc", "f1_macro": "m
           "within_one": "within-1"}
 
 
+def _z(v: float, nd: int) -> float:
+    return 0.0 if abs(v) < 0.5 * 10 ** -nd else v  # no "-0.000"
+
+
 def _fmt_ci(v, ci=None, nd=3) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    s = f"{v:.{nd}f}"
+    s = f"{_z(v, nd):.{nd}f}"
     if ci and all(c is not None and not math.isnan(c) for c in ci):
-        s += f" [{ci[0]:.{nd}f}, {ci[1]:.{nd}f}]"
+        s += f" [{_z(ci[0], nd):.{nd}f}, {_z(ci[1], nd):.{nd}f}]"
     return s
 
 

@@ -54,7 +54,7 @@ def _esc(x) -> str:
 def _num(v, nd=3) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
-    return f"{v:.{nd}f}"
+    return f"{0.0 if abs(v) < 0.5 * 10 ** -nd else v:.{nd}f}"
 
 
 def _cell(m: dict, key: str) -> str:

@@ -94,12 +94,12 @@ def _deal(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
 def _take(idx: np.ndarray, want: float, y: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarray:
     """About ``want`` rows of ``idx``: m of k stratified, grouped folds, m / k closest to the fraction.
 
-    k is at most 20 and at most a third of the groups (so a fold holds a few people and can be
-    stratified at all).
+    k is at most 20 and, with few people, at most a third of them (so a fold holds a few people
+    and can be stratified at all), but never too few folds for the fraction (1 / frac).
     """
     frac = want / len(idx)
     n_g = len(np.unique(groups[idx]))
-    kmax = max(2, min(20, n_g // 3))
+    kmax = max(2, min(20, n_g, max(n_g // 3, int(math.ceil(1 / max(frac, 1e-9))))))
     best = (math.inf, 2, 1)
     for k in range(2, kmax + 1):
         m = max(1, int(round(frac * k)))

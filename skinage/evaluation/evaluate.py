@@ -508,12 +508,14 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     y = df["label"].astype(int).to_numpy()
     subjects = _subjects(df)
     baselines = {}
+    metadata_excluded: list[str] = []
     if train_df is not None:
         b_groups = subjects if len(np.unique(subjects)) < len(subjects) else None
         label_key = (man.meta.get("options") or {}).get("label") if isinstance(man.meta, dict) else None
         exclude = label_source_columns(train_df, label_key)
         if exclude and not cfg.meta_features:
             say(f"  metadata baseline leaves out {', '.join(exclude)}: the label is made from it")
+            metadata_excluded = exclude
         baselines = run_baselines(train_df, df, len(classes), groups=b_groups,
                                   features=list(cfg.meta_features) or None, seed=cfg.seed, exclude=exclude)
     else:
@@ -524,7 +526,7 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     m.update({
         "run": str(cfg.run) if cfg.run else None,
         "data": str(data_path), "split": split, "train_rows_for_baselines": train_from,
-        "set_aside": set_aside, "n_set_aside": len(set_aside),
+        "set_aside": set_aside, "n_set_aside": len(set_aside), "metadata_excluded": metadata_excluded,
         "options": config_to_dict(cfg),
     })
     if meta:
@@ -630,6 +632,8 @@ def format_tables(m: dict) -> str:
     for name, s in m.get("systems", {}).items():
         if name != "model":
             parts.append(f"  {name}: {s}")
+    if m.get("metadata_excluded"):
+        parts.append(f"  (metadata baseline leaves out {', '.join(m['metadata_excluded'])}: the label is made from it)")
     if m.get("gain_over_baselines"):
         gk = list(next(iter(m["gain_over_baselines"].values())).keys())
         rows = [["model minus"] + [_SHORT[k] for k in gk]]

@@ -101,7 +101,7 @@ def plot_training_curves(results_csv: str | os.PathLike, path: str | os.PathLike
     lr = [c for c in num if c.lower() in ("lr", "learning_rate") or c.lower().startswith("lr")]
     metric = [c for c in num if c not in loss and c not in lr and any(
         t in c.lower() for t in ("acc", "f1", "qwk", "kappa", "mae", "within", "recall", "precision"))]
-    panels = [(loss, "loss"), (metric, "validation metrics"), (lr, "learning rate")]
+    panels = [(loss, "loss"), (metric, "accuracy and other metrics"), (lr, "learning rate")]
     panels = [(c, t) for c, t in panels if c]
     if not panels:
         return None
@@ -162,13 +162,13 @@ def plot_embeddings(emb, labels, classes: Sequence[str], path: str | os.PathLike
     coords, used = embed_2d(emb, method, seed)
     y = np.asarray(labels).astype(int)
     k = len(classes)
-    cmap = plt.get_cmap("viridis" if ordinal else "tab10")
+    cmap = plt.get_cmap("plasma" if ordinal else "tab10")
     fig, ax = plt.subplots(figsize=(7, 6))
     for c in range(k):
         m = y == c
         if m.any():
-            # viridis without its last, pale-yellow sixth: every level stays visible on white
-            color = cmap(0.85 * c / max(1, k - 1)) if ordinal else cmap(c % 10)
+            # plasma without its pale-yellow end: ordered levels dark blue -> orange, all visible on white
+            color = cmap(0.8 * c / max(1, k - 1)) if ordinal else cmap(c % 10)
             ax.scatter(coords[m, 0], coords[m, 1], s=14, color=color, label=f"{classes[c]} ({m.sum()})", alpha=0.8)
     if pred is not None:
         wrong = np.asarray(pred) != y

@@ -134,6 +134,9 @@ def report_html(m: dict, out_dir: str | os.PathLike, title: str = "skinage evalu
                  "Baselines are fitted on the training split and scored on the same rows as the model."
                  + ("" if not ordinal else " QWK: quadratic weighted kappa (1 = perfect, 0 = chance); "
                     "MAE: mean error in levels (lower is better).") + "</p>")
+    if m.get("metadata_excluded"):
+        parts.append(f"<p class='note'>The metadata baseline leaves out {_esc(', '.join(m['metadata_excluded']))}: "
+                     "the label is made from it, so a baseline on it would only read the answer back.</p>")
     for name, why in (m.get("baselines_skipped") or {}).items():
         parts.append(f"<p class='note'>{_esc(name)} baseline skipped: {_esc(why)}</p>")
     gains = m.get("gain_over_baselines") or {}

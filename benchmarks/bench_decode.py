@@ -162,7 +162,7 @@ def machine():
     except OSError:
         model = platform.processor()
     return {"cpus": os.cpu_count(), "cpu": model, "cpu_flags": flags, "python": platform.python_version(),
-            "pillow": Image.__version__, "libjpeg_turbo": features.version("jpg"),
+            "pillow": Image.__version__, "libjpeg_turbo": features.version("libjpeg_turbo"), "libjpeg_api": features.version("jpg"),
             "threads": "1 (Pillow decodes on one thread)"}
 
 

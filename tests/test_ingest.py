@@ -354,3 +354,20 @@ def test_manifest_dataset_from_ingest(bright_dark_folder, tmp_path):
     assert cache.hits == 24
     train = ManifestDataset(m.split("train"), size=24, cache=None)
     assert len(train) == (m.df["split"] == "train").sum()
+
+
+def test_labels_only_table_checks_bbox_against_width_height(tmp_path):
+    table = tmp_path / "t.csv"
+    pd.DataFrame({
+        "image_name": ["a.jpg", "b.jpg", "c.jpg", "d.jpg"],
+        "forehead_wrinkle": ["1.0", "3.0", "6.0", "2.0"],
+        "id": ["0001", "0002", "0003", "0004"],
+        "width": [100, 100, 100, 100], "height": [200, 200, 200, 200],
+        "bbox_x_min": [10, 10, 300, 10], "bbox_y_min": [10, 10, 300, 50],
+        "bbox_x_max": [90, 120, 400, 90], "bbox_y_max": [50, 50, 400, 40],
+    }).to_csv(table, index=False)
+    res = ingest(table, out=tmp_path / "m.csv", labels_only=True, label="forehead_wrinkle", remap=REMAP, quiet=True)
+    df = res.manifest.df
+    assert list(df["subject"]) == ["0001", "0002"]  # ids keep their leading zeros
+    assert df.loc[1, "x1"] == 100  # clamped to the table's width
+    assert dict(zip(res.rejected["subject"], res.rejected["reason"])) == {"0003": "bbox outside image", "0004": "bbox inverted"}

@@ -672,14 +672,14 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
     recs = kept
 
     # images
-    n_missing_ok = 0
     if cfg.labels_only:
         n_exist = sum(os.path.isfile(r["path"]) for r in recs)
-        n_missing_ok = len(recs) - n_exist
         notes.append(f"--labels-only: images not opened; {n_exist} of {len(recs)} image files exist")
         for r in recs:
-            bbox, reason, note = _bbox_check(r["bbox"], None)
-            r["bbox_ok"] = (bbox, reason, note)
+            # the table's own width / height columns, when it has them, bound the bbox
+            w, h = r["meta"].get("width"), r["meta"].get("height")
+            size = (float(w), float(h)) if is_number(w) and is_number(h) and float(w) > 0 and float(h) > 0 else None
+            r["bbox_ok"] = _bbox_check(r["bbox"], size)
     else:
         paths = list(dict.fromkeys(r["path"] for r in recs))
         if cfg.check_images:

@@ -3,7 +3,9 @@
 The AI-Hub forehead photos are 2136x3216 JPEGs and the forehead box is about 1056x453 px; the
 models want 224x224. This script makes such photos by upscaling real face photos from
 ``../shared/data/london-5view`` (into a temporary folder, never the repository), then times, side
-by side and alternating in one run:
+by side and alternating in one run, with the forehead boxes of real rows of the AI-Hub label
+table (``../shared/data/aihub-forehead-labels``; mean box 1056x453, bottom edge at ~38 % of the
+height):
 
 * ``plain``:   ``Image.open(p).crop(box).resize((224, 224), BILINEAR)`` (a full decode);
 * ``draft``:   Pillow's ``draft`` at the largest scale keeping the crop >= 224 px, then crop + resize
@@ -49,7 +51,19 @@ BOX_W, BOX_H = 1056, 453
 SIZE = 224
 
 
-def make_photos(src_dir: Path, out_dir: Path, n: int, grain: float, seed: int = 0):
+def real_boxes(table: Path, n: int, seed: int = 0):
+    """n forehead boxes of the real AI-Hub label table (2136x3216 photos), or None if absent."""
+    if not table.is_file():
+        return None
+    import pandas as pd
+
+    df = pd.read_csv(table)
+    df = df[(df["width"] == W) & (df["height"] == H)]
+    rows = df.sample(n=min(n, len(df)), random_state=seed)
+    return [tuple(float(v) for v in r) for r in rows[["bbox_x_min", "bbox_y_min", "bbox_x_max", "bbox_y_max"]].to_numpy()]
+
+
+def make_photos(src_dir: Path, out_dir: Path, n: int, grain: float, seed: int = 0, boxes=None):
     """n 2136x3216 JPEGs upscaled from real 600x600 face photos; returns [(path, box)]."""
     rng = np.random.default_rng(seed)
     srcs = sorted(src_dir.glob("*_03.jpg"))[:n]  # front views
@@ -68,11 +82,14 @@ def make_photos(src_dir: Path, out_dir: Path, n: int, grain: float, seed: int = 
             big = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
         p = out_dir / f"photo_{i:02d}.jpg"
         big.save(p, quality=95)
-        # a forehead box of about 1056x453 in the upper third, jittered like real labels
+        if boxes:
+            out.append((p, boxes[i % len(boxes)]))
+            continue
+        # no label table: a box of about 1056x453 in the upper part, jittered
         bw = BOX_W + int(rng.integers(-60, 61))
         bh = BOX_H + int(rng.integers(-40, 41))
         x0 = (W - bw) // 2 + int(rng.integers(-80, 81))
-        y0 = 560 + int(rng.integers(-60, 61))
+        y0 = 775 + int(rng.integers(-60, 61))  # the real table's mean box is (~543, 777, 1599, 1230)
         out.append((p, (float(x0), float(y0), float(x0 + bw), float(y0 + bh))))
     return out
 
@@ -143,7 +160,7 @@ def bench_set(photos, rounds: int, cache_root: Path):
         "n_timings_per_method": len(times["plain"]),
         "mean_abs_diff_vs_full_decode_0_255": round(float(np.mean(diffs)), 3),
         "mean_file_mb": round(float(np.mean([os.path.getsize(p) for p, _ in photos])) / 1e6, 2),
-        "rows_fraction": round(float(np.mean([(b[3] + 16) / H for _, b in photos])), 3),
+        "rows_fraction": round(float(np.mean([(b[3] + 16) / H for _, b in photos])), 3),  # rows decoded / all
         "mean_box": [round(float(np.mean([b[2] - b[0] for _, b in photos]))),
                      round(float(np.mean([b[3] - b[1] for _, b in photos])))],
     }
@@ -171,6 +188,8 @@ def main(argv=None):
     ap.add_argument("--images", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "london-5view" / "images"))
+    ap.add_argument("--labels", default=str(ROOT.parent / "shared" / "data" / "aihub-forehead-labels" / "json_to_dataframe.csv"),
+                    help="label table whose real forehead boxes are used")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_decode.json"))
     args = ap.parse_args(argv)
     src = Path(args.data)
@@ -179,11 +198,12 @@ def main(argv=None):
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="skinage-bench-decode-"))
     try:
+        boxes = real_boxes(Path(args.labels), args.images)
         results = {}
         for name, grain in (("upscaled+grain", 3.0), ("upscaled", 0.0)):
             d = tmp / name.replace("+", "_")
             d.mkdir()
-            photos = make_photos(src, d, args.images, grain)
+            photos = make_photos(src, d, args.images, grain, boxes=boxes)
             res = bench_set(photos, args.rounds, tmp / f"cache_{d.name}")
             results[name] = res
             m = res["median_ms"]
@@ -195,6 +215,8 @@ def main(argv=None):
         head = results["upscaled+grain"]["speedup_vs_plain"]["skinage"]
         out = {
             "benchmark": "forehead crop from a 2136x3216 JPEG to 224x224",
+            "boxes": ("forehead boxes of 20 random rows of the real AI-Hub label table (aihub-forehead-labels)"
+                      if boxes else "synthetic boxes about 1056x453 at the real table's mean position"),
             "task": f"{args.images} photos upscaled from london-5view front views, box about {BOX_W}x{BOX_H}, "
                     f"output {SIZE} px, {args.rounds} rounds alternating methods",
             "baseline": "Image.open(p).crop(box).resize((224, 224), BILINEAR)",

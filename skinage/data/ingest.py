@@ -98,7 +98,7 @@ class IngestConfig:
         "help": "merge raw labels into classes: \"0,1:0 2,3:1 4:2 5,6:3\" (groups RAW,RAW:CLASS; unlisted labels are rejected)"})
     bins: str = field(default="", metadata={
         "help": "bin numeric labels such as ages: a width (\"10\": decades named 20, 30, ...) or edges "
-                "(\"18,25,30,40,inf\": 18-24, 25-29, 30-39, 40+)"})
+                "(\"18,25,30,40,inf\": 18-24, 25-29, 30-39, 40+); an open first bin needs '=': --bins=-inf,25,30,inf"})
     ordinal: Optional[bool] = field(default=None, metadata={
         "help": "classes are ordered levels (default: yes when all class names are numbers or --bins is used)"})
     path_col: str = field(default="", metadata={"help": "table column with the image path (default: path, file, image_name, ...)"})

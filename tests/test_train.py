@@ -171,3 +171,31 @@ def test_cli_train(bd_manifest, tmp_path, capsys):
                "--name", "cli", "--epochs", "1", "--mode", "finetune", "--no-pretrained", "--size", "32",
                "--precision", "fp32", "--no-progress"])
     assert rc == 0 and (tmp_path / "cli2").is_dir()  # auto-increment
+
+
+def test_other_options_run_bf16_coral_balance_step(bd_manifest, tmp_path):
+    """bf16 autocast, CORAL head, balanced sampler, hidden layers with batch norm, step schedule, --unfreeze."""
+    res = train(data=bd_manifest, model="squeezenet1_1", mode="finetune", pretrained=False, size=32, epochs=2,
+                batch_size=8, precision="bf16", ordinal="coral", balance=True, hidden=(16,), batchnorm=True,
+                schedule="step", step_size=1, unfreeze=2, project=tmp_path, **FAST)
+    assert res.metrics["precision"] == "bf16" and res.metrics["ordinal"] == "coral"
+    res_csv = pd.read_csv(res.run_dir / "results.csv")
+    assert res_csv["lr"].iloc[1] == pytest.approx(res_csv["lr"].iloc[0] * 0.1)
+    pred = pd.read_csv(res.run_dir / "predictions.csv")
+    assert np.allclose(pred[["p_0", "p_1"]].sum(axis=1), 1, atol=1e-3)
+
+
+def test_augmented_views_are_reproducible(bd_manifest, tmp_path):
+    """A view recomputed in an empty cache is the same embedding (seeded by image and view)."""
+    from skinage.models.model import SkinageModel
+    from skinage.training.features import FeatureCache
+
+    df = read_manifest(bd_manifest).split("train").head(3)
+    model = SkinageModel("squeezenet1_1", 2, pretrained=False)
+    a = FeatureCache(model, 32, root=tmp_path / "a", progress=False).get(df, views=2)
+    b = FeatureCache(model, 32, root=tmp_path / "b", progress=False).get(df, views=2)
+    c = FeatureCache(model, 32, root=tmp_path / "a", progress=False)
+    again = c.get(df, views=2)
+    assert a.shape == (3, 3, 512)
+    assert np.array_equal(a, b) and np.array_equal(a, again) and c.stats["reused"] == 9
+    assert not np.allclose(a[:, 0], a[:, 1])  # augmented views differ from the plain crop

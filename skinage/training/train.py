@@ -76,7 +76,7 @@ class TrainConfig:
     hidden: tuple[int, ...] = field(default=(), metadata={"help": "hidden layer sizes of the head, e.g. 256,32 (empty: linear head)", "type": "ints"})
     dropout: tuple[float, ...] = field(default=(0.2,), metadata={"help": "dropout per hidden layer (one value for all)", "type": "floats"})
     batchnorm: bool = field(default=False, metadata={"help": "batch norm after each hidden layer of the head"})
-    ordinal: Optional[str] = field(default=None, metadata={"help": "ordinal head for ordered grades: corn or coral (default: plain softmax)", "choices": (None, "none", "corn", "coral")})
+    ordinal: Optional[str] = field(default=None, metadata={"help": "ordinal head for ordered grades: corn or coral (default: plain softmax)", "choices": ("none", "corn", "coral")})
     class_weights: bool = field(default=True, metadata={"help": "weight the loss by inverse class frequency"})
     balance: bool = field(default=False, metadata={"help": "balanced sampler (each class equally often) instead of class weights"})
     label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing of the cross-entropy"})

@@ -48,7 +48,7 @@ class TuneConfig:
     epochs: int = field(default=40, metadata={"help": "epochs per head (cosine schedule, no early stopping)"})
     aug_views: int = field(default=2, metadata={"help": "largest number of augmented views per training image tried (0: none)"})
     augment: str = field(default="flip,rotate,jitter,crop", metadata={"help": "augmentation steps of the views"})
-    ordinal: Optional[str] = field(default=None, metadata={"help": "ordinal head (corn / coral) for every trial", "choices": (None, "none", "corn", "coral")})
+    ordinal: Optional[str] = field(default=None, metadata={"help": "ordinal head (corn / coral) for every trial", "choices": ("none", "corn", "coral")})
     select: str = field(default="auto", metadata={"help": "score: auto (qwk for ordered classes, else macro_f1), qwk, macro_f1, accuracy", "choices": ("auto", "qwk", "macro_f1", "accuracy")})
     size: Optional[int] = field(default=None, metadata={"help": "input side in pixels (default: the model's)"})
     margin: float = field(default=0.0, metadata={"help": "extra margin around the bounding box"})

@@ -67,7 +67,7 @@ class EvaluateConfig:
         "help": "manifest to evaluate on (default: the run's own manifest)"})
     split: Optional[str] = field(default=None, metadata={
         "help": "rows to score: test, val, train or all (default: test of the run's own manifest, all rows of another)",
-        "choices": (None,) + SPLITS})
+        "choices": SPLITS})
     out: Optional[Path] = field(default=None, metadata={
         "help": "output folder for metrics.json, plots and report.html (default: the run folder)"})
     baselines_only: bool = field(default=False, metadata={
@@ -676,8 +676,10 @@ def format_tables(m: dict) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = ("examples:  skinage evaluate runs/train   |   skinage evaluate runs/train --data new.csv --split all"
-                     "   |   skinage evaluate --baselines-only --data forehead.csv")
+    parser.epilog = ("examples:\n  skinage evaluate runs/train                        # its own test split\n"
+                     "  skinage evaluate runs/train --data new.csv --out eval_new   # all rows of new data\n"
+                     "  skinage evaluate --baselines-only --data forehead.csv --meta-features age")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_config_arguments(parser, EvaluateConfig)
 
 

@@ -257,6 +257,21 @@ def test_unknown_flag_and_option_did_you_mean(tmp_path, capsys):
         ingest(tmp_path, out=tmp_path / "x.csv", label_only=True)
 
 
+def test_format_detection_and_python_api(tmp_path, bright_dark_folder):
+    import skinage
+
+    assert skinage.ingest is ingest
+    assert detect_format(bright_dark_folder) == "folder"
+    # one images/ folder beside a label table: the table describes the images
+    root = tmp_path / "people"
+    make_image(root / "images" / "a.png")
+    pd.DataFrame({"file": ["images/a.png"], "label": ["x"]}).to_csv(root / "labels.csv", index=False)
+    assert detect_format(root) == "table"
+    assert detect_format(root / "labels.csv") == "table"
+    with pytest.raises(FileNotFoundError):
+        detect_format(tmp_path / "absent")
+
+
 def test_folds_flag(bright_dark_folder, tmp_path):
     res = ingest(bright_dark_folder, out=tmp_path / "f.csv", folds=3, test=0.0, subject_regex=r"^p(\d+)_", quiet=True)
     df = res.manifest.df

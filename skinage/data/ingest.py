@@ -178,10 +178,11 @@ def detect_format(source) -> str:
         raise ConfigError(f"{src}: a file source must be a table (.csv, .tsv, .parquet); give a folder for images")
     if next(src.rglob("*.json"), None) is not None:
         return "aihub-json"
-    if len(_class_dirs(src)) >= 1:
-        return "folder"
+    n_class = len(_class_dirs(src))
     tables = [p for p in src.iterdir() if p.is_file() and p.suffix.lower() in TABLE_EXTENSIONS]
-    if len(tables) == 1:
+    if n_class >= 2 or (n_class == 1 and not tables):
+        return "folder"
+    if len(tables) == 1:  # e.g. labels.csv beside one images/ folder
         return "table"
     raise ConfigError(
         f"cannot tell the format of {src}: no class folders with images, no JSON label files, "

@@ -339,7 +339,6 @@ def _write_plots(out_dir: Path, run_dir: Path | None, model, df, y, probs, emb, 
     from . import plots
 
     files = {}
-    k = len(classes)
     if "confusion" in metrics:
         files["confusion"] = plots.plot_confusion(metrics["confusion"], classes, out_dir / "confusion_matrix.png",
                                                   "image level")
@@ -372,7 +371,6 @@ def _write_plots(out_dir: Path, run_dir: Path | None, model, df, y, probs, emb, 
             title = ("most confident right answers" if kind == "right"
                      else "worst wrong answers (largest error, then most confident)")
             files[f"gradcam_{kind}"] = plots.plot_gradcam(imgs, cams, titles, out_dir / f"gradcam_{kind}.png", title)
-    del k
     return files
 
 

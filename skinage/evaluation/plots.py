@@ -242,7 +242,6 @@ def gradcam(model, x, target=None):
 
     def fwd_hook(_m, _inp, out):
         store["act"] = out
-        out.register_hook(lambda g: store.__setitem__("grad", g))
 
     was_training = model.training
     model.eval()
@@ -255,9 +254,9 @@ def gradcam(model, x, target=None):
             pred = probs.argmax(1)
             tgt = pred if target is None else torch.as_tensor(target, dtype=torch.long)
             score = torch.log(probs.gather(1, tgt.view(-1, 1)).clamp_min(1e-12)).sum()
-            model.zero_grad(set_to_none=True)
-            score.backward()
-        act, grad = store["act"].detach(), store["grad"].detach()
+            # gradient w.r.t. the activations only: the parameters' .grad stay untouched
+            (grad,) = torch.autograd.grad(score, store["act"])
+        act, grad = store["act"].detach(), grad.detach()
         w = grad.mean((2, 3), keepdim=True)
         cam = F.relu((w * act).sum(1, keepdim=True))
         cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]

@@ -221,3 +221,25 @@ def test_compare_runs(tmp_path, capsys):
     assert r2["train_time_s"] == pytest.approx(4.0) and r2["latency_ms"] == 20.0 and r2["latency_int8_ms"] == 4.0
     assert r2["size_int8_mb"] == pytest.approx(0.25) and r2["parameters"] > 100_000
     assert "0.750 [" in capsys.readouterr().out
+
+
+@pytest.mark.realdata
+def test_forehead_label_table_baselines_only(tmp_path):
+    """The real forehead label table: ingest (labels only, 7 -> 4 levels, split by person), then the
+    baselines of its test split. Age alone gives about 0.6 accuracy, far above the majority class."""
+    from conftest import shared_data
+
+    import skinage
+
+    src = shared_data("aihub-forehead-labels") / "json_to_dataframe.csv"
+    manifest = tmp_path / "forehead.csv"
+    skinage.ingest(src, out=manifest, labels_only=True, label="forehead_wrinkle", remap="0,1:0 2,3:1 4:2 5,6:3",
+                   quiet=True)
+    res = skinage.evaluate(data=manifest, baselines_only=True, meta_features="age", out=tmp_path / "bo",
+                           n_boot=200)
+    m = res.metrics
+    assert m["bootstrap"]["unit"] == "person" and m["n_images"] == 5 * m["n_persons"]
+    age = m["image"]["metadata"]
+    assert 0.5 < age["accuracy"] < 0.72
+    assert age["ci"]["accuracy"][0] > m["image"]["majority"]["accuracy"] - 0.05
+    assert m["image"]["stratified"]["qwk"] == pytest.approx(0.0, abs=1e-9)

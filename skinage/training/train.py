@@ -559,7 +559,12 @@ def _train_inner(cfg: TrainConfig) -> TrainResult:
         task = ImageTask(run, model)
     from .loops import fit
 
-    fit(run, task)
+    try:
+        fit(run, task)
+    except KeyboardInterrupt:
+        if (run_dir / "weights" / "last_state.pt").is_file():
+            say(f"\n  interrupted; continue with: skinage train --resume {run_dir}")
+        raise
     metrics = task.finish()
     metrics["time_s"] = round(time.perf_counter() - t_start, 2)
     metrics["set_aside"] = len(data.set_aside)

@@ -131,7 +131,9 @@ def report_html(m: dict, out_dir: str | os.PathLike, title: str = "skinage evalu
     parts.append(_systems_table(m["image"], keys, m.get("systems", {})))
     parts.append(f"<p class='note'>Below each figure: its 95 % confidence interval from {b.get('resamples')} "
                  f"bootstrap resamples over {unit} (all images of a drawn person are taken together). "
-                 "Baselines are fitted on the training split and scored on the same rows as the model."
+                 + ("Baselines are fitted on the training split and scored on the same rows as the model."
+                    if "model" in m["image"] else
+                    "Baselines only (no model): fitted on the training split, scored on the split above.")
                  + ("" if not ordinal else " QWK: quadratic weighted kappa (1 = perfect, 0 = chance); "
                     "MAE: mean error in levels (lower is better).") + "</p>")
     if m.get("metadata_excluded"):

@@ -66,6 +66,8 @@ class DemoConfig:
     remap: str = field(default="", metadata={
         "help": f"label remap for --data (the synthetic set uses \"{FOREHEAD_REMAP}\")"})
     bins: str = field(default="", metadata={"help": "bin numeric labels of --data (e.g. ages), as `skinage ingest --bins`"})
+    facepart: int | None = field(default=None, metadata={
+        "help": "AI-Hub JSON trees given with --data: keep only this face part (1 = forehead)"})
     predict_n: int = field(default=5, metadata={"help": "test images to predict with the int8 model at the end"})
     int8: bool = field(default=True, metadata={"help": "export int8 ONNX (else fp32 only)"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: all cores)"})
@@ -185,6 +187,8 @@ def _demo(cfg: DemoConfig) -> DemoResult:
                     f"to 4 levels \"{FOREHEAD_REMAP}\", splitting by person 70/15/15 (seed {cfg.seed})")
         else:
             opts = {k: getattr(cfg, k) for k in ("label", "remap", "bins") if getattr(cfg, k)}
+            if cfg.facepart is not None:
+                opts["facepart"] = cfg.facepart
             what = f"reading {source} into a manifest and splitting by person 70/15/15 (seed {cfg.seed})"
         with step("ingest", what):
             ingest(str(source), out=str(manifest), seed=cfg.seed, **opts)
@@ -212,7 +216,7 @@ def _demo(cfg: DemoConfig) -> DemoResult:
     # 4. evaluate + report ----------------------------------------------------------------------
     evaluate, why = _api("skinage.evaluation.evaluate", "evaluate")
     with step("evaluate", "test split (people never seen in training): accuracy, macro-F1, QWK, MAE, "
-                          "within-one with 95% CIs by person, beside the majority / stratified / age-only "
+                          "within-one with 95% CIs by person, beside the majority / stratified / metadata-only (age, gender) "
                           "baselines; per-view and person-level (views fused) figures; report.html"):
         if evaluate is None:
             res.skipped["evaluate"] = why

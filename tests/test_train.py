@@ -199,3 +199,24 @@ def test_augmented_views_are_reproducible(bd_manifest, tmp_path):
     assert a.shape == (3, 3, 512)
     assert np.array_equal(a, b) and np.array_equal(a, again) and c.stats["reused"] == 9
     assert not np.allclose(a[:, 0], a[:, 1])  # augmented views differ from the plain crop
+
+
+def test_batch_augment_colour_is_torchvisions_jitter():
+    """The fused colour map equals torchvision's brightness -> contrast -> saturation (hue aside)."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from skinage.training.augment import BatchAugment
+
+    torch.manual_seed(0)
+    x = torch.rand(6, 3, 16, 16) * 0.5 + 0.25
+    out = BatchAugment("jitter", 16)(x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    b, c, s, h = (torch.rand(6, generator=g) for _ in range(4))
+    b, c, s = 0.8 + 0.4 * b, 0.8 + 0.4 * c, 0.8 + 0.4 * s
+    assert float(((2 * h - 1) * 0.02).abs().max()) <= 0.02
+    exp = torch.stack([TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(x[i], float(b[i])), float(c[i])),
+                                            float(s[i])) for i in range(6)])
+    # the remaining difference is the small hue rotation (<= 0.02 turns)
+    assert float((out - exp).abs().mean()) < 0.02
+    same = BatchAugment("jitter", 16)(x, torch.Generator().manual_seed(3))
+    assert torch.equal(out, same)

@@ -62,7 +62,7 @@ def log_probs(model, outputs: torch.Tensor) -> torch.Tensor:
 class Distiller(nn.Module):
     """The teacher (frozen, eval) plus the trainable projection, and the combined loss."""
 
-    def __init__(self, teacher, teacher_meta: dict, student, temperature: float = 4.0, alpha: float = 0.7,
+    def __init__(self, teacher, teacher_meta: dict, student, temperature: float = 2.0, alpha: float = 0.5,
                  embed_weight: float = 1.0, precision: str = "fp32", device: str = "cpu", channels_last: bool = True):
         super().__init__()
         self.teacher = teacher.to(device).eval()

@@ -367,7 +367,7 @@ class ImageTask(_TaskBase):
 
     def __init__(self, run, model):
         super().__init__(run, model)
-        from .augment import build_augment
+        from .augment import BatchAugment
 
         cfg, data = self.cfg, self.data
         self.channels_last = bool(cfg.channels_last)
@@ -388,7 +388,7 @@ class ImageTask(_TaskBase):
             model.freeze_backbone(int(cfg.unfreeze))
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.aug = build_augment(cfg.augment, cfg.size, cfg.rotate, cfg.crop_scale)
+        self.aug = BatchAugment(cfg.augment, cfg.size, cfg.rotate, cfg.crop_scale)
         self.loss_fn = self._loss_fn(self.stores["train"].y.numpy())
         self.distiller = None
         if cfg.mode == "distill":
@@ -426,8 +426,8 @@ class ImageTask(_TaskBase):
             if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
                 m.eval()
 
-    def _batch(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        x = torch.stack([self.aug(img) for img in x_uint8]).to(self.run.device)
+    def _batch(self, x_uint8: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        x = self.aug(x_uint8.to(self.run.device), gen)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -449,7 +449,7 @@ class ImageTask(_TaskBase):
                    leave=False, dynamic_ncols=True)
         for b in bar:
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = self._batch(store.x[idx])
+            x = self._batch(store.x[idx], gen)
             y = store.y[idx].to(self.run.device)
             with autocast_context(self.run.precision, self.run.device):
                 feats = self.model.features(x)

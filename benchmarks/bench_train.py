@@ -108,7 +108,9 @@ def bench_finetune(manifest: Path, n_images: int, batch_size: int, repeats: int,
     t0 = time.perf_counter()
     task = ImageTask(run, _build_model(cfg, run.data.K))
     crop_seconds = time.perf_counter() - t0
-    opt = torch.optim.AdamW(task.params(), lr=1e-4)
+    from skinage.training.loops import _adamw
+
+    opt = _adamw(task.params(), 1e-4, 1e-4)  # the optimiser `skinage train` uses
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
     # plain: the script everyone writes first
@@ -196,7 +198,7 @@ def bench_feature(manifest: Path, repeats: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--feature-repeats", type=int, default=2)
     ap.add_argument("--images", type=int, default=96, help="(a) training images per epoch")
     ap.add_argument("--batch-size", type=int, default=32)

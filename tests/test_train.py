@@ -97,6 +97,19 @@ def test_finetune_mode_learns(bd_manifest, tmp_path):
     assert res.metrics["test"]["accuracy"] > 0.9
 
 
+def test_init_from_run_copies_weights(feature_run, bd_manifest, tmp_path):
+    """--init: fine-tuning starts from the feature run's weights (epoch-0 predictions equal)."""
+    from safetensors.torch import load_file
+
+    res = train(data=bd_manifest, model="mobilenet_v2", mode="finetune", init=feature_run.run_dir, size=64, epochs=1,
+                batch_size=8, lr=1e-9, unfreeze=0, augment="none", project=tmp_path, **FAST)
+    assert res.metrics["weights_from"].startswith("run:")
+    a = load_file(str(feature_run.run_dir / "weights" / "best.safetensors"))
+    b = load_file(str(res.run_dir / "weights" / "last.safetensors"))
+    assert torch.allclose(a["head.out.weight"], b["head.out.weight"], atol=1e-6)
+    assert torch.equal(a["backbone.0.0.0.weight"], b["backbone.0.0.0.weight"])
+
+
 def test_distill_mode_learns(feature_run, bd_manifest, tmp_path):
     res = train(data=bd_manifest, model="squeezenet1_1", mode="distill", teacher=feature_run.run_dir, size=32,
                 epochs=1, batch_size=4, lr=1e-3, precision="fp32", project=tmp_path, **FAST)

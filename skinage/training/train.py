@@ -91,6 +91,7 @@ class TrainConfig:
     unfreeze: Optional[int] = field(default=None, metadata={"help": "finetune: train only the last N backbone blocks (default: all)"})
     precision: str = field(default="auto", metadata={"help": "auto: bf16 autocast where the CPU supports it (AVX-512 BF16 / AMX) for finetune/distill, fp32 features; or fp32 / bf16", "choices": ("auto", "fp32", "bf16")})
     channels_last: bool = field(default=True, metadata={"help": "channels-last memory format (faster convolutions on CPU)"})
+    init: Optional[Path] = field(default=None, metadata={"help": "start from the weights of this run or checkpoint (same model and classes), e.g. a feature-mode run's trained head before fine-tuning"})
     teacher: Optional[Path] = field(default=None, metadata={"help": "distill: the teacher run folder or checkpoint"})
     temperature: float = field(default=2.0, metadata={"help": "distill: softmax temperature of the soft targets"})
     alpha: float = field(default=0.5, metadata={"help": "distill: weight of the soft-target loss (1 - alpha for the labels)"})
@@ -437,6 +438,23 @@ def _build_model(cfg: TrainConfig, K: int):
         raise ConfigError(f"{e}; or train from scratch with --no-pretrained") from None
 
 
+def _init_from(model, path, classes) -> None:
+    """Copy every tensor of a run's checkpoint whose name and shape match (``--init``)."""
+    from ..models.checkpoint import load_checkpoint
+
+    src, meta = load_checkpoint(path)
+    if meta["model"] != model.backbone_name:
+        raise ConfigError(f"--init {path} is a {meta['model']} checkpoint; this run trains {model.backbone_name}")
+    if [str(c) for c in meta["classes"]] != list(classes):
+        raise ConfigError(f"--init {path} predicts {meta['classes']}, this data has {list(classes)}")
+    own = model.state_dict()
+    take = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(take, strict=False)
+    skipped = len(own) - len(take)
+    model.weights_from = f"run:{meta.get('checkpoint', path)} (from {meta.get('weights_from')})"
+    say(f"  initialised from {path}: {len(take)} tensors" + (f", {skipped} kept fresh (head differs)" if skipped else ""))
+
+
 def _class_weights(y: np.ndarray, K: int):
     import torch
 
@@ -549,6 +567,8 @@ def _train_inner(cfg: TrainConfig) -> TrainResult:
     run.data = data = _Data(cfg)
     torch.manual_seed(cfg.seed)
     model = _build_model(cfg, data.K)
+    if cfg.init is not None and not resuming:
+        _init_from(model, cfg.init, data.classes)
     if cfg.mode == "feature":
         from .loops import FeatureTask
 

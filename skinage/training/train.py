@@ -283,6 +283,10 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         "weight_decay": cfg.weight_decay if cfg.weight_decay is not None else wd,
         "size": cfg.size or get_config(cfg.model).input_size,
         "ordinal": ordinal,
+        # absolute, so args.yaml (and --resume) work from any folder
+        "data": Path(cfg.data).absolute(),
+        "teacher": Path(cfg.teacher).absolute() if cfg.teacher is not None else None,
+        "init": Path(cfg.init).absolute() if cfg.init is not None else None,
     }
     cfg = dataclasses.replace(cfg, **upd)
     if cfg.epochs < 1:

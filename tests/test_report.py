@@ -83,3 +83,13 @@ def test_rendered_screenshot_is_not_blank(scored, tmp_path):
     # text and tables draw dark pixels on a white page: neither blank nor a solid block
     dark = (im < 128).mean()
     assert 0.01 < dark < 0.5
+
+
+def test_perfect_score_note():
+    # 10 persons, all right: the bootstrap collapses; exact lower bound 0.025 ** (1 / 10) = 0.692
+    y = np.repeat(np.arange(10) % 2, 2)
+    m = score_predictions(y, np.eye(2)[y], np.repeat(np.arange(10), 2), ["a", "b"], False, None, {}, n_boot=50)
+    assert m["image"]["model"]["ci"]["accuracy"] == [1.0, 1.0]
+    assert any("0.692" in n for n in m["notes"])
+    m.pop("_persons_table", None)
+    assert "0.692" in format_tables(m)

@@ -229,6 +229,16 @@ def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, ba
             d = paired_bootstrap_difference(y, pred, s["score"], groups=groups, n_classes=k, n_boot=n_boot,
                                             seed=seed, ordinal=ordinal, keys=keys)
             out["gain_over_baselines"][name] = {kk: {"difference": v[0], "ci": [v[1], v[2]]} for kk, v in d.items()}
+    # a perfect (or null) score makes every resample identical: the bootstrap interval collapses.
+    # Say so, with the exact (Clopper-Pearson) bound for "all n persons right": (0.025) ** (1 / n).
+    out["notes"] = []
+    for name, mm in out["image"].items():
+        if mm.get("accuracy") == 1.0:
+            lo = 0.025 ** (1.0 / n_persons)
+            out["notes"].append(
+                f"{name}: every image right, so the bootstrap interval collapses to [1, 1]; with {n_persons} "
+                f"{'persons' if has_persons else 'images'} all right, the exact 95 % lower bound of the "
+                f"accuracy is {lo:.3f} (Clopper-Pearson)")
     # person level: average each person's probabilities
     if has_persons:
         out["person"] = {}
@@ -632,6 +642,8 @@ def format_tables(m: dict) -> str:
             parts.append(f"  {name}: {s}")
     if m.get("metadata_excluded"):
         parts.append(f"  (metadata baseline leaves out {', '.join(m['metadata_excluded'])}: the label is made from it)")
+    for note in m.get("notes") or []:
+        parts.append(f"  note: {note}")
     if m.get("gain_over_baselines"):
         gk = list(next(iter(m["gain_over_baselines"].values())).keys())
         rows = [["model minus"] + [_SHORT[k] for k in gk]]

@@ -136,6 +136,8 @@ def report_html(m: dict, out_dir: str | os.PathLike, title: str = "skinage evalu
                     "Baselines only (no model): fitted on the training split, scored on the split above.")
                  + ("" if not ordinal else " QWK: quadratic weighted kappa (1 = perfect, 0 = chance); "
                     "MAE: mean error in levels (lower is better).") + "</p>")
+    for note in m.get("notes") or []:
+        parts.append(f"<p class='note'><b>Note:</b> {_esc(note)}.</p>")
     if m.get("metadata_excluded"):
         parts.append(f"<p class='note'>The metadata baseline leaves out {_esc(', '.join(m['metadata_excluded']))}: "
                      "the label is made from it, so a baseline on it would only read the answer back.</p>")

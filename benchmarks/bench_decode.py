@@ -16,7 +16,8 @@ height):
 
 Two photo sets: ``upscaled`` (plain bicubic upscaling: smooth, small files) and ``upscaled+grain``
 (plus sensor-like noise, so the files are as large as real camera JPEGs and entropy decoding costs
-what it costs on real photos). Medians of all timings; the ratio is median(plain) / median(ours).
+what it costs on real photos); two box sets: ``real rows`` (boxes of random label-table rows) and
+``mean box`` (the table's mean box, 1056x453 at (543, 777)). Medians of all timings; the ratio is median(plain) / median(ours).
 Writes ``benchmarks/results/bench_decode.json``.
 
 Usage::
@@ -199,45 +200,55 @@ def main(argv=None):
     tmp = Path(tempfile.mkdtemp(prefix="skinage-bench-decode-"))
     try:
         boxes = real_boxes(Path(args.labels), args.images)
+        mean_box = [(543.0, 777.0, 1599.0, 1230.0)]  # the real table's mean box: 1056 x 453
+        configs = [("upscaled+grain", 3.0, "real rows"), ("upscaled", 0.0, "real rows"),
+                   ("upscaled+grain", 3.0, "mean box"), ("upscaled", 0.0, "mean box")]
+        if boxes is None:
+            configs = [c for c in configs if c[2] == "mean box"]
         results = {}
-        for name, grain in (("upscaled+grain", 3.0), ("upscaled", 0.0)):
-            d = tmp / name.replace("+", "_")
+        for photos_name, grain, box_name in configs:
+            name = f"{photos_name} / {box_name}"
+            d = tmp / f"{photos_name.replace('+', '_')}_{box_name.replace(' ', '_')}"
             d.mkdir()
-            photos = make_photos(src, d, args.images, grain, boxes=boxes)
+            photos = make_photos(src, d, args.images, grain, boxes=boxes if box_name == "real rows" else mean_box)
             res = bench_set(photos, args.rounds, tmp / f"cache_{d.name}")
+            res["photos"], res["boxes"] = photos_name, box_name
             results[name] = res
             m = res["median_ms"]
-            print(f"{name:15s} {res['mean_file_mb']:.2f} MB/photo  plain {m['plain']:.1f} ms  draft {m['draft']:.1f} ms  "
+            print(f"{name:26s} {res['mean_file_mb']:.2f} MB/photo  plain {m['plain']:.1f} ms  draft {m['draft']:.1f} ms  "
                   f"skinage {m['skinage']:.1f} ms  cache hit {m['cache_hit']:.2f} ms  -> "
                   f"{res['speedup_vs_plain']['skinage']:.1f}x (draft alone {res['speedup_vs_plain']['draft_only']:.1f}x, "
                   f"cache {res['speedup_vs_plain']['cache_hit']:.0f}x); |diff| vs full decode "
-                  f"{res['mean_abs_diff_vs_full_decode_0_255']:.2f}/255")
-        head = results["upscaled+grain"]["speedup_vs_plain"]["skinage"]
+                  f"{res['mean_abs_diff_vs_full_decode_0_255']:.2f}/255", flush=True)
+        head_key = "upscaled+grain / real rows" if "upscaled+grain / real rows" in results else "upscaled+grain / mean box"
+        head = results[head_key]["speedup_vs_plain"]["skinage"]
+        best = max(r["speedup_vs_plain"]["skinage"] for r in results.values())
         out = {
             "benchmark": "forehead crop from a 2136x3216 JPEG to 224x224",
-            "boxes": ("forehead boxes of 20 random rows of the real AI-Hub label table (aihub-forehead-labels)"
-                      if boxes else "synthetic boxes about 1056x453 at the real table's mean position"),
-            "task": f"{args.images} photos upscaled from london-5view front views, box about {BOX_W}x{BOX_H}, "
-                    f"output {SIZE} px, {args.rounds} rounds alternating methods",
+            "task": f"{args.images} photos upscaled from london-5view front views; forehead boxes of {args.images} random "
+                    "rows of the real AI-Hub label table ('real rows', heights 160-720 px) or the table's mean box "
+                    f"1056x453 ('mean box'); output {SIZE} px; {args.rounds} rounds alternating methods",
             "baseline": "Image.open(p).crop(box).resize((224, 224), BILINEAR)",
             "ours": "skinage.data.images.load_crop(p, box, size=224) (no cache)",
             "target_speedup": 4.0,
+            "headline": head_key,
             "headline_speedup": head,
+            "best_speedup": best,
             "meets_target": bool(head >= 4.0),
             "note": (
                 "A baseline JPEG has no index: the Huffman (entropy) data of every row above the box's bottom edge "
                 "must be decoded, whatever the library. skinage decodes only those rows (about "
-                f"{results['upscaled+grain']['rows_fraction']:.0%} of the image here) at reduced DCT scale, so on "
-                "photos whose cost is mostly entropy decoding (camera-like file sizes) the no-cache speed-up is bounded "
-                "near 1 / rows_fraction; smooth (small) files gain more from the reduced scale. The crop cache removes "
-                "decoding from every epoch after the first."
+                f"{results[head_key]['rows_fraction']:.0%} of the image for these boxes) and at 1/2 scale when the box "
+                "stays >= 224 px (boxes under 448 px tall are decoded at full scale), so on photos whose cost is mostly "
+                "entropy decoding (camera-like file sizes) the no-cache speed-up is bounded near 1 / rows_fraction. "
+                "The crop cache removes decoding from every epoch after the first."
             ),
             "sets": results,
             "machine": machine(),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         atomic_write_json(args.out, out)
-        print(f"headline (grain set): {head:.1f}x faster than a plain full decode; wrote {args.out}")
+        print(f"headline ({head_key}): {head:.1f}x faster than a plain full decode (best set {best:.1f}x); wrote {args.out}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -112,7 +112,7 @@ def test_init_from_run_copies_weights(feature_run, bd_manifest, tmp_path):
 
 def test_distill_mode_learns(feature_run, bd_manifest, tmp_path):
     res = train(data=bd_manifest, model="squeezenet1_1", mode="distill", teacher=feature_run.run_dir, size=32,
-                epochs=1, batch_size=4, lr=1e-3, precision="fp32", project=tmp_path, **FAST)
+                epochs=1, batch_size=2, lr=1e-3, precision="fp32", project=tmp_path, **FAST)
     assert res.metrics["teacher"]["model"] == "mobilenet_v2"
     assert res.metrics["test"]["accuracy"] > 0.9
 

@@ -403,9 +403,11 @@ def utk_specs(quick: bool) -> list[RunSpec]:
         RunSpec("utk7_effl0_feature", "utk7", "efficientnet_lite0", "feature", feat, candidates=FEATURE_HEADS),
         RunSpec("utk4_mnv2_finetune", "utk4", "mobilenet_v2", "finetune", ft, quick=False),
         # a student from scratch learns slowly: 8 epochs left its validation QWK still rising steeply
-        # (0.03 -> 0.52), so 40 epochs (about 20 s each at 160 px here), early stopping on validation
+        # (0.03 -> 0.52), so 25 epochs, early stopping on validation; 160 px (about 20 s an epoch here,
+        # the teacher sees the same 160 px crop even when it was trained at 224)
         RunSpec("utk4_sqz_distill", "utk4", "squeezenet1_1", "distill",
-                {"epochs": 40, "pretrained": False}, quick=False, teacher="best:utk4", label="distilled"),
+                {"epochs": 25, "size": 160, "pretrained": False}, quick=False, teacher="best:utk4",
+                label="distilled"),
         RunSpec("utk4_sqz_scratch", "utk4", "squeezenet1_1", "finetune",
                 {"epochs": 30, "size": 128, "pretrained": False}, quick=False, label="scratch"),
         RunSpec("utk4_effl0_finetune", "utk4", "efficientnet_lite0", "finetune", {"epochs": 6, "size": 160},
@@ -567,12 +569,25 @@ def _beats(m: dict | None, b: dict | None, key: str) -> bool | None:
     return cm[1] < cb[0] if key == "mae" else cm[0] > cb[1]
 
 
+def _head(e: dict) -> str:
+    o = e.get("options") or {}
+    h = "x".join(str(v) for v in (o.get("hidden") or [])) or "linear"
+    if o.get("ordinal"):
+        h += f" {o['ordinal']}"
+    return h
+
+
+def _weights(e: dict) -> str:
+    w = str(e.get("weights_from") or "–")
+    return "imagenet" if w.startswith("imagenet") else w
+
+
 def model_table(entries: list[dict]) -> list[str]:
     """One row per run. "int8 agrees": top-1 agreement of the int8 file with the fp32 ONNX file on the
     validation images (export's parity check)."""
-    lines = ["| task | model | mode | weights | test acc [95% CI] | macro-F1 | QWK [95% CI] | MAE | "
+    lines = ["| run | model | mode | px | head | weights | test acc [95% CI] | macro-F1 | QWK [95% CI] | MAE | "
              "train s | int8 MB | int8 ms | int8 agrees | > baselines |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         t = e.get("test") or {}
         beats = []
@@ -585,7 +600,8 @@ def model_table(entries: list[dict]) -> list[str]:
         verdict = "–" if not beats else ("yes" if all(beats) else "**no**")
         mode = e["mode"] + (f" ({e['label']})" if e.get("label") else "")
         lines.append(
-            f"| {e['task']} | {e['model']} | {mode} | {e.get('weights_from') or '–'} | {_fci(t, 'accuracy')} | "
+            f"| {e['name']} | {e['model']} | {mode} | {e.get('input_size') or '–'} | {_head(e)} | "
+            f"{_weights(e)} | {_fci(t, 'accuracy')} | "
             f"{_f(t.get('f1_macro'))} | {_fci(t, 'qwk')} | {_f(t.get('mae'))} | {_f(e.get('train_time_s'), 0)} | "
             f"{_size(e, 'onnx int8')} | {_lat(e, 'onnx int8')} | "
             f"{'–' if e.get('int8_agreement') is None else '%.1f %%' % (100 * e['int8_agreement'])} | {verdict} |")
@@ -676,7 +692,7 @@ def render_markdown(sections: dict[str, dict]) -> str:
                 for fn, j in (r.get("results") or {}).items():
                     if not isinstance(j, dict):
                         continue
-                    when = j.get("date", "?")
+                    when = j.get("date") or j.get("finished") or j.get("started") or "?"
                     L.append(f"  - `{fn}` ({when}" + (f"; `{j['command']}`" if j.get("command") else "") + ")")
                     targets = j.get("targets")
                     if isinstance(targets, dict):
@@ -690,6 +706,11 @@ def render_markdown(sections: dict[str, dict]) -> str:
                                  f"{'met' if j.get('meets_target') else 'missed'})")
                     elif j.get("summary"):
                         L.append(f"    - {json.dumps(j['summary'])[:400]}")
+                    else:
+                        for k, v in j.items():
+                            if isinstance(v, dict) and "target" in v:
+                                val = next((v[x] for x in ("speedup", "ratio", "value") if x in v), None)
+                                L.append(f"    - {k}: {val} (target {v['target']})")
             L.append("")
             continue
         entries = s.get("entries", [])
@@ -769,18 +790,18 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
 
 
 def readme_table(sections: dict[str, dict]) -> str:
-    rows = ["| data | task | model | mode | test accuracy | QWK | MAE | int8 MB | int8 ms (1 thread) |",
+    rows = ["| data | run | model | mode | test accuracy | QWK | MAE | int8 MB | int8 ms (1 thread) |",
             "|---|---|---|---|---|---|---|---|---|"]
     for name in ("utk", "forehead", "london"):
         for e in (sections.get(name) or {}).get("entries", []):
             t = e.get("test") or {}
             mode = e["mode"] + (f" ({e['label']})" if e.get("label") else "")
-            rows.append(f"| {name} | {e['task']} | {e['model']} | {mode} | {_fci(t, 'accuracy', 2)} | "
+            rows.append(f"| {name} | {e['name']} | {e['model']} | {mode} | {_fci(t, 'accuracy', 2)} | "
                         f"{_fci(t, 'qwk', 2)} | {_f(t.get('mae'), 2)} | {_size(e, 'onnx int8')} | "
                         f"{_lat(e, 'onnx int8')} |")
             if e.get("person_level"):
                 p = e["person_level"]
-                rows.append(f"| {name} | {e['task']} (per person) | {e['model']} | {mode} | "
+                rows.append(f"| {name} | {e['name']} (per person) | {e['model']} | {mode} | "
                             f"{_fci(p, 'accuracy', 2)} | {_fci(p, 'qwk', 2)} | {_f(p.get('mae'), 2)} | | |")
     base = []
     for name in ("utk", "forehead", "london"):

@@ -112,7 +112,8 @@ def _now() -> str:
 def _f(v, nd=3):
     if v is None or (isinstance(v, float) and v != v):
         return "–"
-    return f"{v:.{nd}f}"
+    s = f"{v:.{nd}f}"
+    return s[1:] if s.startswith("-") and float(s) == 0 else s  # no "-0.000"
 
 
 def _fci(m: dict | None, key: str, nd=3) -> str:

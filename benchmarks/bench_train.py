@@ -226,6 +226,7 @@ def main(argv=None) -> int:
             os.environ["SKINAGE_CACHE"] = d
             try:
                 out["finetune_throughput"] = bench_finetune(manifest, args.images, args.batch_size, args.repeats, args.size)
+                out["finetune_throughput"]["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             finally:
                 if old is None:
                     os.environ.pop("SKINAGE_CACHE", None)
@@ -234,6 +235,7 @@ def main(argv=None) -> int:
         print(f"(a) finetune: {out['finetune_throughput']['speedup']}x plain fp32", flush=True)
     if args.only in (None, "b"):
         out["feature_end_to_end"] = bench_feature(manifest, args.feature_repeats)
+        out["feature_end_to_end"]["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         print(f"(b) feature mode end to end: {out['feature_end_to_end']['ratio']}x a bare forward pass", flush=True)
     out["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     from skinage.utils import atomic_write_json

@@ -757,8 +757,10 @@ the full tables, with confidence intervals for every figure, the baselines and t
 {table}
 
 **Reproduce:** `make bench` (everything: feature-mode runs, fine-tuning, distillation and the speed
-benchmarks), or `.venv/bin/python benchmarks/run_all.py --quick` (feature-mode runs only), with the
-real data in `../shared/data`; choose sections with `--only aihub,utk,forehead,london,speed`. Seeds
+benchmarks; roughly 1.5 hours on 2 cores), or `.venv/bin/python benchmarks/run_all.py --quick`
+(feature-mode runs only, about 15 minutes), with the real data in `../shared/data`; choose sections
+with `--only aihub,utk,forehead,london,speed` and single runs with `--runs NAME,...` (`--list` names
+them). Seeds
 are fixed; training settings are fixed in advance or chosen on validation splits only (in feature
 mode four head settings are trained on the cached embeddings and the one with the best *validation*
 QWK is kept; the distillation teacher is the run with the best validation QWK); the test splits are

@@ -826,11 +826,32 @@ def readme_table(sections: dict[str, dict]) -> str:
     return out
 
 
+README_START = "<!-- results:start (written by benchmarks/run_all.py; do not edit by hand) -->"
+README_END = "<!-- results:end -->"
+
+
+def update_readme(text: str, readme: Path = ROOT / "README.md") -> bool:
+    """Put ``text`` between the results markers of the README (appending the markers if absent)."""
+    if not readme.is_file():
+        return False
+    old = readme.read_text(encoding="utf-8")
+    block = f"{README_START}\n{text.rstrip()}\n{README_END}"
+    if README_START in old and README_END in old:
+        head, rest = old.split(README_START, 1)
+        new = head + block + rest.split(README_END, 1)[1]
+    else:
+        new = old.rstrip() + "\n\n" + block + "\n"
+    atomic_write_text(readme, new)
+    return True
+
+
 def write_markdown() -> Path:
     p = RESULTS / "RESULTS.md"
     sections = _load_sections()
     atomic_write_text(p, render_markdown(sections))
-    atomic_write_text(RESULTS / "README_results.md", README_TEXT.format(table=readme_table(sections)))
+    text = README_TEXT.format(table=readme_table(sections))
+    atomic_write_text(RESULTS / "README_results.md", text)
+    update_readme(text)
     return p
 
 

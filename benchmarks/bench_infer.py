@@ -181,8 +181,8 @@ def render(res: dict) -> str:
     if f:
         L += ["", f"## int8 fidelity: trained mobilenet_v2 on utkface-age (4 levels), {f['test_images']} "
               f"{f['check_split']} images", "", f"Run `{f['run']}`; int8 calibrated on {f['calibration_images']} "
-              f"training images ({res['calibration']} calibration); the pooled embedding, the head and the "
-              "probabilities stay fp32.", "",
+              f"training images ({res['calibration']} calibration); the pooled embedding, the head, the "
+              "probabilities and the stem (first 3 convolutions) stay fp32.", "",
               "| format | file | size | agreement | compared with | max abs prob diff | accuracy |", "|---|---|---|---|---|---|---|"]
         for r in f["rows"]:
             agr = "-" if r.get("agreement") is None else f"{100 * r['agreement']:.2f} %"

@@ -15,7 +15,8 @@ The exported graph
 
 Files (in ``<run>/export/`` unless ``--out``): ``model.onnx`` (fp32), ``model.int8.onnx``
 (``--int8``: static QDQ quantisation, per-channel int8 weights, uint8 activations, calibrated
-on the run's training images; the head and the probability layer stay fp32), ``model.ts.pt``
+on the run's training images, percentile calibration; the stem - first 3 convolutions -, the pooled
+embedding, the head and the probability layer stay fp32), ``model.ts.pt``
 (``--format torchscript``), ``export_results.json`` and ``export_results.md``.
 
 After every export a parity check runs on the run's validation images: ONNX fp32 vs PyTorch
@@ -252,7 +253,7 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
     fp32_stem_convs : int
         Keep the first N convolutions fp32 (MobileNetV2: the stem conv and the first inverted
         residual block, at 112x112). On the utkface-age run this raised int8/fp32 top-1 agreement
-        from 86.9 % to 94.4 % at no measurable latency cost. 0 quantises them too.
+        from 86.9 % to 95.1 % and made int8 faster (3.2 -> 2.2 ms). 0 quantises them too.
     """
     import tempfile
 

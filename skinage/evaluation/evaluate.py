@@ -285,7 +285,8 @@ def _infer(model, df, pre: dict, batch_size: int, progress: bool):
         for i in range(start, min(start + batch_size, len(recs))):
             r = recs[i]
             try:
-                arr = cache.get(str(r["path"]), _bbox(r), size, margin=margin, square=square)
+                arr = cache.get(str(r["path"]), _bbox(r), size, margin=margin, square=square,
+                                resample=str(pre.get("interpolation") or "bilinear"))
             except (ImageError, OSError, ValueError) as e:
                 aside.append({"path": str(r.get("path", "")), "reason": str(e) or type(e).__name__})
                 continue
@@ -324,7 +325,8 @@ def _crops(df, idx, pre) -> np.ndarray:
     size = int(pre["input_size"])
     recs = df.iloc[idx].to_dict("records")
     return np.stack([cache.get(str(r["path"]), _bbox(r), size, margin=float(pre.get("margin") or 0.0),
-                               square=bool(pre.get("square") or False)) for r in recs])
+                               square=bool(pre.get("square") or False),
+                               resample=str(pre.get("interpolation") or "bilinear")) for r in recs])
 
 
 def _pick_gradcam(y, probs, n: int, ordinal: bool):

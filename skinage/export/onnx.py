@@ -68,6 +68,8 @@ class ExportConfig:
     calibration: str = field(default="percentile", metadata={"choices": ("percentile", "minmax", "entropy"),
         "help": "how int8 activation ranges are set from the calibration images (percentile: 99.999 %% of "
                 "values, robust to outliers; minmax: the full range)"})
+    fp32_stem_convs: int = field(default=3, metadata={
+        "help": "first convolutions kept in fp32 in the int8 file (more: closer to fp32, a little slower)"})
     check_images: int = field(default=0, metadata={
         "help": "validation images for the parity check (0: all of them)"})
     check_split: str = field(default="val", metadata={
@@ -560,7 +562,8 @@ def _export(cfg: ExportConfig) -> dict:
     int8_path = ts_path = None
     if cfg.int8:
         say(f"skinage export: quantising to int8 with {len(calib_x)} calibration images")
-        int8_path = quantize_int8(fp32_path, out / "model.int8.onnx", calib_x, info, calibration=cfg.calibration)
+        int8_path = quantize_int8(fp32_path, out / "model.int8.onnx", calib_x, info, calibration=cfg.calibration,
+                                  fp32_stem_convs=cfg.fp32_stem_convs)
         files["onnx_int8"] = str(int8_path)
         say(f"skinage export: wrote {int8_path} ({int8_path.stat().st_size / 1e6:.2f} MB)")
     if cfg.format in ("torchscript", "all"):

@@ -32,11 +32,28 @@ import pandas as pd
 
 from ..utils import atomic_write, atomic_write_json
 
-__all__ = ["Manifest", "read_manifest", "write_manifest", "meta_path", "COLUMNS", "BBOX_COLUMNS"]
+__all__ = ["Manifest", "read_manifest", "write_manifest", "meta_path", "row_bbox", "COLUMNS", "BBOX_COLUMNS"]
 
 #: The fixed columns, in order; other (metadata) columns follow them.
 COLUMNS = ["path", "label", "class_name", "raw_label", "subject", "view", "x0", "y0", "x1", "y1", "split", "fold"]
 BBOX_COLUMNS = ["x0", "y0", "x1", "y1"]
+
+
+def row_bbox(row) -> tuple | None:
+    """The bbox of one manifest row (dict, Series, ...) as floats, or None for the whole image.
+
+    Missing columns, empty cells and NaN all mean "whole image".
+
+    >>> row_bbox({"x0": 1, "y0": 2, "x1": 30, "y1": 40})
+    (1.0, 2.0, 30.0, 40.0)
+    >>> row_bbox({"x0": float("nan"), "y0": 2, "x1": 30, "y1": 40}) is None
+    True
+    """
+    try:
+        vals = [float(row[c]) for c in BBOX_COLUMNS]
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None if any(v != v for v in vals) else tuple(vals)  # v != v: NaN
 _STR_COLUMNS = ["path", "class_name", "raw_label", "subject", "view", "split"]
 
 
@@ -89,11 +106,7 @@ class Manifest:
 
     def bbox(self, i: int):
         """The bbox of row ``i`` as a tuple, or None for the whole image."""
-        row = self.df.iloc[i]
-        vals = [row[c] for c in BBOX_COLUMNS]
-        if any(pd.isna(v) for v in vals):
-            return None
-        return tuple(float(v) for v in vals)
+        return row_bbox(self.df.iloc[i])
 
     def __len__(self) -> int:
         return len(self.df)

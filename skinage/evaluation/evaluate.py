@@ -308,14 +308,9 @@ def _infer(model, df, pre: dict, batch_size: int, progress: bool):
 
 
 def _bbox(r: dict):
-    vals = [r.get(c) for c in ("x0", "y0", "x1", "y1")]
-    try:
-        vals = [float(v) for v in vals]
-    except (TypeError, ValueError):
-        return None
-    if any(math.isnan(v) for v in vals):
-        return None
-    return tuple(vals)
+    from ..data.manifest import row_bbox
+
+    return row_bbox(r)
 
 
 def _crops(df, idx, pre) -> np.ndarray:

@@ -238,16 +238,10 @@ def _subject_of(path: Path, pattern: re.Pattern | None) -> str:
 
 
 def _manifest_items(path: Path, split: str | None) -> tuple[list[_Item], list[str] | None]:
-    try:
-        from ..data.manifest import read_manifest
+    from ..data.manifest import read_manifest, row_bbox
 
-        man = read_manifest(path)
-        df, classes = man.df, list(man.classes)
-    except ImportError:  # pragma: no cover - data package missing
-        import pandas as pd
-
-        df = pd.read_parquet(path) if path.suffix != ".csv" else pd.read_csv(path)
-        classes = None
+    man = read_manifest(path)
+    df, classes = man.df, list(man.classes)
     if "path" not in df.columns:
         raise ConfigError(f"{path} is not a manifest: it has no 'path' column (make one with `skinage ingest`)")
     if split is not None:
@@ -255,14 +249,9 @@ def _manifest_items(path: Path, split: str | None) -> tuple[list[_Item], list[st
             raise ConfigError(f"--split {split}: the manifest {path} has no 'split' column")
         df = df[df["split"].astype(str) == split]
     items = []
-    cols = set(df.columns)
     for row in df.itertuples(index=False):
         r = row._asdict()
-        bbox = None
-        if {"x0", "y0", "x1", "y1"} <= cols:
-            b = (r["x0"], r["y0"], r["x1"], r["y1"])
-            if not any(v is None or (isinstance(v, float) and np.isnan(v)) for v in b):
-                bbox = tuple(float(v) for v in b)
+        bbox = row_bbox(r)
         label = r.get("label")
         try:
             label = None if label is None or (isinstance(label, float) and np.isnan(label)) else int(label)

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+
+from ..data.manifest import row_bbox
 import torch
 
 from ..utils import cache_dir, say
@@ -72,10 +74,7 @@ def image_key(path: str | os.PathLike, bbox=None) -> str:
 
 
 def _row_bbox(row) -> tuple | None:
-    try:
-        return _bbox_tuple((row["x0"], row["y0"], row["x1"], row["y1"]))
-    except (KeyError, TypeError, ValueError):
-        return None
+    return _bbox_tuple(row_bbox(row))
 
 
 def load_crop_tensor(path: str, bbox, size: int, margin: float = 0.0, square: bool = False, cache=None,

@@ -101,10 +101,12 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
             return cand
         raise FileNotFoundError(f"{p} is not a run folder with weights/{which}.safetensors "
                                 f"(train one with `skinage train`, or pass a .safetensors file)")
+    given = p
     if p.suffix in (".json", ""):
         p = p.with_suffix(".safetensors")
     if not p.is_file():
-        raise FileNotFoundError(f"no checkpoint at {p}")
+        raise FileNotFoundError(f"no checkpoint at {given}: it is neither a run folder (runs/<name> from `skinage train`) "
+                                f"nor a checkpoint file (<stem>.safetensors beside <stem>.json)")
     return p
 
 

@@ -554,6 +554,7 @@ def _train_inner(cfg: TrainConfig) -> TrainResult:
     cfg = resolve_config(cfg)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
+    data = _Data(cfg)  # read the manifest first: a wrong --data leaves no empty run folder behind
     if not resuming:
         run_dir = increment_run_dir(cfg.project, cfg.name, cfg.exist_ok)
     run = _Run(cfg, run_dir, resuming)
@@ -568,7 +569,7 @@ def _train_inner(cfg: TrainConfig) -> TrainResult:
         atomic_write_text(run_dir / "args.yaml", yaml.safe_dump(saved, sort_keys=False, allow_unicode=True))
     say(f"skinage train: {cfg.mode} {cfg.model} on {cfg.data} -> {run_dir}" + (" (resuming)" if resuming else ""))
     t_start = time.perf_counter()
-    run.data = data = _Data(cfg)
+    run.data = data
     torch.manual_seed(cfg.seed)
     model = _build_model(cfg, data.K)
     if cfg.init is not None and not resuming:

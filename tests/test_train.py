@@ -110,11 +110,30 @@ def test_init_from_run_copies_weights(feature_run, bd_manifest, tmp_path):
     assert torch.equal(a["backbone.0.0.0.weight"], b["backbone.0.0.0.weight"])
 
 
-def test_distill_mode_learns(feature_run, bd_manifest, tmp_path):
+@pytest.mark.parametrize("mixup", [0.0, 0.4])
+def test_distill_mode_learns(feature_run, bd_manifest, tmp_path, mixup):
+    """The student (32 px) learns from the 64 px teacher, also when the teacher labels mixed images."""
     res = train(data=bd_manifest, model="squeezenet1_1", mode="distill", teacher=feature_run.run_dir, size=32,
-                epochs=1, batch_size=2, lr=1e-3, precision="fp32", project=tmp_path, **FAST)
+                epochs=1, batch_size=2, lr=1e-3, precision="fp32", mixup=mixup, project=tmp_path, **FAST)
     assert res.metrics["teacher"]["model"] == "mobilenet_v2"
     assert res.metrics["test"]["accuracy"] > 0.9
+
+
+def test_teacher_sees_its_own_input_size(feature_run):
+    """A 32 px student batch reaches the teacher at the teacher's 64 px (its checkpoint's size)."""
+    from skinage.models.checkpoint import load_checkpoint
+    from skinage.models.model import SkinageModel
+    from skinage.training.distill import Distiller
+
+    teacher, meta = load_checkpoint(feature_run.run_dir)
+    assert meta["preprocessing"]["input_size"] == 64
+    seen = []
+    teacher.features = lambda x, f=teacher.features: (seen.append(tuple(x.shape)), f(x))[1]
+    student = SkinageModel("squeezenet1_1", 2, pretrained=False)
+    d = Distiller(teacher, meta, student, precision="fp32", channels_last=False)
+    f, logp = d.teacher_targets(torch.rand(3, 3, 32, 32))
+    assert seen == [(3, 3, 64, 64)]
+    assert logp.shape == (3, 2) and torch.allclose(logp.exp().sum(1), torch.ones(3), atol=1e-5)
 
 
 def _weights(run):
@@ -128,7 +147,7 @@ def test_resume_equals_uninterrupted(bd_manifest, tmp_path, mode):
     kw = dict(data=bd_manifest, mode=mode, size=32, epochs=3, batch_size=8, precision="fp32", patience=0,
               ordinal="corn", **FAST)
     if mode == "finetune":
-        kw.update(model="squeezenet1_1", pretrained=False, lr=3e-3)
+        kw.update(model="squeezenet1_1", pretrained=False, lr=3e-3, mixup=0.4)
     else:
         kw.update(model="mobilenet_v2", aug_views=1, hidden=(8,), dropout=(0.3,), lr=1e-2)
     full = train(project=tmp_path, name="full", **kw)
@@ -233,3 +252,12 @@ def test_batch_augment_colour_is_torchvisions_jitter():
     assert float((out - exp).abs().mean()) < 0.02
     same = BatchAugment("jitter", 16)(x, torch.Generator().manual_seed(3))
     assert torch.equal(out, same)
+
+
+def test_mixup_changes_what_the_model_sees(bd_manifest, tmp_path):
+    """--mixup really mixes the batches: same seed, same data, different weights after an epoch."""
+    kw = dict(data=bd_manifest, model="squeezenet1_1", mode="finetune", pretrained=False, size=32, epochs=1,
+              batch_size=8, lr=1e-3, precision="fp32", project=tmp_path, **FAST)
+    a = _weights(train(name="plain", **kw).run_dir)
+    b = _weights(train(name="mixup", mixup=0.4, **kw).run_dir)
+    assert any(not torch.equal(a[k], b[k]) for k in a)

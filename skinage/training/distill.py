@@ -14,6 +14,10 @@ augmented crop as the teacher and minimises
   could not download one; every epoch draws new augmentations, so over a run the
   student matches the teacher on many augmented images.
 
+When the student trains at another size than the teacher's, the teacher sees each crop resized
+to its own input size (its checkpoint's preprocessing), so its soft targets keep the quality
+it has at the scale it learnt. With ``--mixup`` the teacher labels the mixed image.
+
 The projection only exists during training (it is saved in ``last_state.pt`` for
 resume, not in the student's checkpoint).
 
@@ -71,6 +75,9 @@ class Distiller(nn.Module):
         if channels_last:
             self.teacher.to(memory_format=torch.channels_last)
         self.teacher_meta = teacher_meta
+        pre = teacher_meta.get("preprocessing", {}) or {}
+        self.teacher_size = int(pre["input_size"]) if pre.get("input_size") else None
+        self.teacher_interp = "bicubic" if pre.get("interpolation") == "bicubic" else "bilinear"
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.embed_weight = float(embed_weight)
@@ -113,6 +120,10 @@ class Distiller(nn.Module):
         """Teacher embedding (B, Dt) and log class probabilities (B, K) of the same batch."""
         from .features import autocast_context
 
+        if self.teacher_size and x.shape[-1] != self.teacher_size:
+            # the teacher sees the student's crop at the size it was trained at (same content, its scale)
+            x = F.interpolate(x.float(), size=(self.teacher_size, self.teacher_size), mode=self.teacher_interp,
+                              align_corners=False, antialias=x.shape[-1] > self.teacher_size).clamp_(0.0, 1.0)
         with autocast_context(self.precision, self.device):
             f = self.teacher.features(x)
             out = self.teacher.head(f)

@@ -360,6 +360,24 @@ class FeatureTask(_TaskBase):
                 "aug_views": self.cfg.aug_views, "train_rows": int(len(self.Y["train"]))}
 
 
+def _mixup_draw(alpha: float, n: int, gen: torch.Generator) -> tuple[float, torch.Tensor | None]:
+    """Mixup weight ``lam ~ Beta(alpha, alpha)`` and a pairing permutation, from the epoch's generator.
+
+    Returns ``(1.0, None)`` when mixup is off. Drawn from ``gen`` so that resumed runs repeat them.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> _mixup_draw(0.0, 4, g)
+    (1.0, None)
+    >>> lam, perm = _mixup_draw(0.4, 4, g); 0.0 <= lam <= 1.0, sorted(perm.tolist())
+    (True, [0, 1, 2, 3])
+    """
+    if alpha <= 0 or n < 2:
+        return 1.0, None
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha))
+    return lam, torch.randperm(n, generator=gen)
+
+
 def _n_batches(n: int, bs: int) -> int:
     nb = max(1, math.ceil(n / bs))
     if nb > 1 and n % bs == 1:  # a last batch of one sample breaks batch norm: fold it away
@@ -459,11 +477,16 @@ class ImageTask(_TaskBase):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x = self._batch(store.x[idx], gen)
             y = store.y[idx].to(self.run.device)
+            lam, perm = _mixup_draw(cfg.mixup, len(y), gen)
+            if perm is not None:
+                x = lam * x + (1.0 - lam) * x[perm]
             with autocast_context(self.run.precision, self.run.device):
                 feats = self.model.features(x)
                 out = self.model.head(feats)
             out = out.float()
             loss = self.loss_fn(out, y)
+            if perm is not None:
+                loss = lam * loss + (1.0 - lam) * self.loss_fn(out, y[perm])
             if self.distiller is not None:
                 loss = self.distiller.loss(x, feats.float(), out, loss, self.model)
             opt.zero_grad(set_to_none=True)

@@ -84,6 +84,7 @@ class TrainConfig:
     size: Optional[int] = field(default=None, metadata={"help": "input side in pixels (default: the model's, 224)"})
     margin: float = field(default=0.0, metadata={"help": "extra margin around the bounding box, as a fraction of its size"})
     square: bool = field(default=False, metadata={"help": "square the bounding box before cropping"})
+    mixup: float = field(default=0.0, metadata={"help": "finetune/distill: mix pairs of training images with a Beta(a, a) weight, a = this value (0 = off); in distill mode the teacher labels the mixed image (function matching)"})
     aug_views: int = field(default=0, metadata={"help": "feature mode: augmented views per training image added to the cache"})
     augment: str = field(default="flip,rotate,jitter,crop", metadata={"help": "augmentation steps: any of flip, rotate, jitter, crop, or none"})
     rotate: float = field(default=10.0, metadata={"help": "maximum rotation in degrees of the rotate step"})
@@ -297,6 +298,10 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("distill mode needs --teacher RUN (a run folder or checkpoint of a trained model)")
     if cfg.mode != "feature" and cfg.aug_views:
         say("  note: --aug-views applies to feature mode only (finetune/distill augment on the fly)")
+    if cfg.mixup < 0:
+        raise ConfigError(f"--mixup must be >= 0 (the Beta distribution's parameter), not {cfg.mixup}")
+    if cfg.mixup > 0 and cfg.mode == "feature":
+        say("  note: --mixup applies to finetune/distill only (feature mode trains on cached embeddings)")
     if cfg.aug_views < 0:
         raise ConfigError("--aug-views must be >= 0")
     from .augment import parse_augment

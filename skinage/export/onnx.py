@@ -16,7 +16,9 @@ The exported graph
 Files (in ``<run>/export/`` unless ``--out``): ``model.onnx`` (fp32), ``model.int8.onnx``
 (``--int8``: static QDQ quantisation, per-channel int8 weights, uint8 activations, calibrated
 on the run's training images, percentile calibration; the stem - first 3 convolutions -, the pooled
-embedding, the head and the probability layer stay fp32), ``model.ts.pt``
+embedding, the head and the probability layer stay fp32; ``--int8-search`` instead chooses the
+calibration method and the fp32 convolutions on the run's validation images, see
+:func:`search_int8`), ``model.ts.pt``
 (``--format torchscript``), ``export_results.json`` and ``export_results.md``.
 
 After every export a parity check runs on the run's validation images: ONNX fp32 vs PyTorch
@@ -44,9 +46,11 @@ import numpy as np
 from .. import __version__
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
-from .predict import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session
+from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session,
+                      read_onnx_metadata)
 
-__all__ = ["ExportConfig", "export", "export_onnx", "quantize_int8", "PixelModel", "onnx_metadata",
+__all__ = ["ExportConfig", "export", "export_onnx", "quantize_int8", "Int8Quantizer", "search_int8", "PixelModel",
+           "onnx_metadata",
            "time_alternating", "find_manifest", "add_arguments", "run"]
 
 
@@ -70,6 +74,17 @@ class ExportConfig:
                 "values, robust to outliers; minmax: the full range)"})
     fp32_stem_convs: int = field(default=3, metadata={
         "help": "first convolutions kept in fp32 in the int8 file (more: closer to fp32, a little slower)"})
+    int8_search: bool = field(default=False, metadata={
+        "help": "write model.int8.onnx (implies --int8) with the calibration method and the fp32 convolutions "
+                "chosen on the run's VALIDATION images: greedy, block by block from the stem, until int8/fp32 "
+                "agreement reaches --int8-search-target or --int8-search-budget convolutions are fp32 "
+                "(about 1-2 min for MobileNetV2 224 on 2 cores)"})
+    int8_search_target: float = field(default=0.99, metadata={
+        "help": "validation int8/fp32 top-1 agreement at which --int8-search stops"})
+    int8_search_budget: int = field(default=9, metadata={
+        "help": "most convolutions --int8-search keeps fp32 (each costs latency)"})
+    int8_search_max_mb: float = field(default=4.0, metadata={
+        "help": "--int8-search skips fp32 blocks that would make model.int8.onnx larger than this (MB)"})
     check_images: int = field(default=0, metadata={
         "help": "validation images for the parity check (0: all of them)"})
     check_split: str = field(default="val", metadata={
@@ -234,9 +249,250 @@ def _head_nodes(model_proto) -> list[str]:
     return [name for name in keep if name]
 
 
+CALIB_METHODS = ("percentile", "minmax", "entropy")
+
+
+def _conv_units(model_proto, max_convs: int = 4) -> dict[str, list[str]]:
+    """Convolutions grouped into units the int8 search keeps fp32 together: the shallowest name
+    scope holding at most ``max_convs`` convolutions (MobileNetV2: one inverted-residual block;
+    a nameless convolution is a unit of its own). Keeping a whole block fp32 removes the Q/DQ
+    pairs inside it; keeping one convolution of a block fp32 often *raised* the error on the
+    utkface-age run (quantisation errors of neighbouring layers partly cancel)."""
+    convs = [n.name for n in model_proto.graph.node if n.op_type == "Conv" and n.name]
+    units: dict[str, list[str]] = {}
+    for c in convs:
+        parts, key = c.split("/"), c
+        for k in range(2, len(parts)):
+            scope = "/".join(parts[:k]) + "/"
+            if sum(x.startswith(scope) for x in convs) <= max_convs:
+                key = scope
+                break
+        units.setdefault(key, []).append(c)
+    return units
+
+
+def _with_activations(model_proto, convs: Sequence[str]) -> list[str]:
+    """``convs`` plus the Relu / Clip right after each (kept fp32 with its convolution)."""
+    consumers: dict[str, list] = {}
+    for n in model_proto.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    by_name = {n.name: n for n in model_proto.graph.node}
+    out = []
+    for c in convs:
+        out.append(c)
+        nxt = consumers.get(by_name[c].output[0], []) if c in by_name else []
+        if len(nxt) == 1 and nxt[0].op_type in ("Relu", "Clip") and nxt[0].name:
+            out.append(nxt[0].name)
+    return out
+
+
+class Int8Quantizer:
+    """Calibrate once, quantise many times.
+
+    The fp32 graph is pre-processed (``quant_pre_process``) once; activation ranges are computed
+    once per calibration method with ONNX Runtime's calibrator (``create_calibrator`` +
+    ``collect_data`` in strides of ``CALIB_STRIDE`` images + ``compute_data``) and saved with
+    ``save_tensors_data``; each :meth:`quantize` then calls ``quantize_static`` with
+    ``calibration_cache_path`` pointing at those ranges (the public way of onnxruntime >= 1.24 to
+    reuse ranges: no calibration inference is run again), so one QDQ model for another set of
+    fp32 nodes takes about half a second for MobileNetV2.
+
+    Use as a context manager (it owns a temporary folder).
+    """
+
+    def __init__(self, fp32_path: str | os.PathLike, calib: np.ndarray):
+        import tempfile
+
+        import onnx
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        self._td = tempfile.TemporaryDirectory(prefix="skinage-quant-")
+        self.dir = Path(self._td.name)
+        self.pre = self.dir / "pre.onnx"
+        quant_pre_process(str(fp32_path), str(self.pre), skip_symbolic_shape=False)
+        self.proto = onnx.load(str(self.pre))
+        # ONNX Runtime's histogram calibrators keep every intermediate tensor of every image they
+        # are fed at once (about 40 MB per 224 px MobileNetV2 image); feeding them in strides of a
+        # few images bounds the memory.
+        stride = min(CALIB_STRIDE, len(calib))
+        self.calib = calib[: max(stride, len(calib) - len(calib) % stride)]
+        self.stride = stride
+        self._ranges: dict[str, Path] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self._td.cleanup()
+
+    def head_nodes(self) -> list[str]:
+        return _head_nodes(self.proto)
+
+    def stem_nodes(self, n_convs: int) -> list[str]:
+        return _stem_nodes(self.proto, n_convs)
+
+    def ranges(self, method: str) -> Path:
+        """The activation ranges of ``method`` (computed on first use), as an ORT calibration cache."""
+        from onnxruntime.quantization import CalibrationDataReader, create_calibrator, save_tensors_data
+
+        if method not in CALIB_METHODS:
+            raise ConfigError(f"calibration must be one of {', '.join(CALIB_METHODS)}, not {method!r}")
+        if method in self._ranges:
+            return self._ranges[method]
+        calib = self.calib
+
+        class _Reader(CalibrationDataReader):
+            def __init__(self):
+                self.set_range(0, len(calib))
+
+            def __len__(self):
+                return len(calib)
+
+            def set_range(self, start_index: int, end_index: int):
+                self._it = iter(range(start_index, min(end_index, len(calib))))
+
+            def get_next(self):
+                i = next(self._it, None)
+                return None if i is None else {INPUT_NAME: calib[i:i + 1]}
+
+        calibrator = create_calibrator(self.pre, [], augmented_model_path=str(self.dir / f"aug-{method}.onnx"),
+                                       calibrate_method=_ort_method(method), extra_options={"symmetric": False})
+        reader = _Reader()
+        for start in range(0, len(calib), self.stride):
+            reader.set_range(start, start + self.stride)
+            calibrator.collect_data(reader)
+        path = self.dir / f"ranges-{method}.json"
+        save_tensors_data(calibrator.compute_data(), path)
+        del calibrator
+        self._ranges[method] = path
+        return path
+
+    def quantize(self, out: str | os.PathLike, method: str, exclude: Sequence[str]) -> Path:
+        """A QDQ model (per-channel int8 weights, uint8 activations) with ``exclude`` nodes left fp32."""
+        import logging
+
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+        cache = self.ranges(method)
+        log = logging.getLogger()
+        level = log.level
+        log.setLevel(logging.ERROR)  # ORT warns about every node it leaves alone
+        try:
+            quantize_static(str(self.pre), str(out), None, quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            nodes_to_exclude=list(exclude), calibrate_method=_ort_method(method),
+                            extra_options={"CalibTensorRangeSymmetric": False}, calibration_cache_path=str(cache))
+        finally:
+            log.setLevel(level)
+        return Path(out)
+
+
+def _ort_method(method: str):
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+            "entropy": CalibrationMethod.Entropy}[method]
+
+
+def _mean_kl(p: np.ndarray, ref: np.ndarray) -> float:
+    """Mean KL(ref || p) over images: how far int8 probabilities are from fp32 (finer than top-1)."""
+    eps = 1e-7
+    return float((ref * (np.log(ref + eps) - np.log(p + eps))).sum(1).mean())
+
+
+def search_int8(q: Int8Quantizer, val_x: np.ndarray, target: float = 0.99, max_fp32_convs: int = 9,
+                max_mb: float | None = 4.0, methods: Sequence[str] = ("entropy", "percentile"),
+                start_stem_convs: int = 3, screen_images: int = 128, seed: int = 0, progress: bool = True) -> dict:
+    """Choose, on validation images only, the calibration method and the convolutions kept fp32.
+
+    1. Each calibration method in ``methods`` is tried with the head and the first
+       ``start_stem_convs`` convolutions fp32; the one whose int8 probabilities are closest to
+       fp32 (mean KL divergence over ``val_x``) is kept.
+    2. Greedy: while int8/fp32 top-1 agreement on ``val_x`` is below ``target`` and fewer than
+       ``max_fp32_convs`` convolutions are fp32, every unit (a block of convolutions, see
+       :func:`_conv_units`) that still fits the budget is tried fp32 on ``screen_images`` of the
+       validation images; the one giving the lowest KL is checked on all of them and kept if it
+       lowered the KL, else the search stops. A candidate whose int8 file would exceed ``max_mb``
+       is skipped (fp32 weights are 4x larger: one late MobileNetV2 block is ~1 MB).
+
+    Every fp32 unit costs latency (early, high-resolution blocks most), hence the small default
+    budget: on the utkface-age MobileNetV2 run, 12 fp32 convolutions fell to 4.2x eager speed.
+
+    KL, not agreement, ranks the candidates: agreement over a few hundred images moves by whole
+    images on near-ties and picks noise. Returns the chosen ``method``, ``fp32_convs``, the
+    ``exclude`` list for :meth:`Int8Quantizer.quantize`, the validation agreement / KL reached and
+    the ``history`` of accepted steps.
+    """
+    t0 = time.perf_counter()
+    sess32 = ort_session(q.pre, 1)
+    ref = _batched(lambda x: sess32.run(None, {INPUT_NAME: x})[0], val_x)
+    rng = np.random.default_rng(seed)
+    screen = np.sort(rng.choice(len(val_x), size=min(screen_images, len(val_x)), replace=False))
+    head = q.head_nodes()
+    stem_nodes = q.stem_nodes(start_stem_convs)
+    base = head + stem_nodes  # as without the search: the stem with the input scaling before it
+    units = _conv_units(q.proto)
+    n_evals = 0
+
+    def _exclude(convs):
+        return list(dict.fromkeys(base + _with_activations(q.proto, convs)))
+
+    def evaluate(method: str, convs: Sequence[str], idx=None) -> dict | None:
+        nonlocal n_evals
+        n_evals += 1
+        path = q.quantize(q.dir / "candidate.onnx", method, _exclude(convs))
+        if max_mb and idx is not None and path.stat().st_size > max_mb * 1e6:
+            return None  # too big a file
+        s = ort_session(path, 1)
+        x, r = (val_x, ref) if idx is None else (val_x[idx], ref[idx])
+        p = _batched(lambda b: s.run(None, {INPUT_NAME: b})[0], x)
+        return {"agreement": float((p.argmax(1) == r.argmax(1)).mean()), "kl": _mean_kl(p, r)}
+
+    stem = [c for c in stem_nodes if c in {x for u in units.values() for x in u}]
+    tried = {m: evaluate(m, stem) for m in methods}
+    for m, r in tried.items():
+        _say_progress(progress, f"int8 search: {m} calibration, {len(stem)} stem convolutions fp32: "
+                                f"val agreement {100 * r['agreement']:.2f} %, KL {r['kl']:.5f}")
+    method = min(tried, key=lambda m: tried[m]["kl"])
+    chosen, best = list(stem), tried[method]
+    history = [{"fp32_convs": len(chosen), "added": None, **best}]
+    while best["agreement"] < target:
+        cands = [u for u, cs in units.items() if not set(cs) <= set(chosen)
+                 and len(set(chosen) | set(cs)) <= max_fp32_convs]
+        if not cands:
+            break
+        scored = {u: evaluate(method, chosen + [c for c in units[u] if c not in chosen], screen) for u in cands}
+        scored = {u: r["kl"] for u, r in scored.items() if r is not None}
+        if not scored:
+            break
+        u = min(scored, key=scored.get)
+        trial = chosen + [c for c in units[u] if c not in chosen]
+        r = evaluate(method, trial)
+        _say_progress(progress, f"int8 search: + {u} fp32 ({len(trial)} convolutions): val agreement "
+                                f"{100 * r['agreement']:.2f} %, KL {r['kl']:.5f}")
+        if r["kl"] >= best["kl"]:
+            break
+        chosen, best = trial, r
+        history.append({"fp32_convs": len(chosen), "added": u, **best})
+    return {"method": method, "fp32_convs": chosen, "exclude": _exclude(chosen),
+            "val_agreement": best["agreement"], "val_kl": best["kl"], "val_images": int(len(val_x)),
+            "target": float(target), "max_fp32_convs": int(max_fp32_convs), "max_mb": max_mb, "methods_tried": tried,
+            "history": history, "quantisations": n_evals, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _say_progress(on: bool, msg: str) -> None:
+    if on:
+        say(f"skinage export: {msg}")
+
+
 def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, calib: np.ndarray,
                   info: dict | None = None, quantize_head: bool = False, calibration: str = "percentile",
-                  fp32_stem_convs: int = 3) -> Path:
+                  fp32_stem_convs: int = 3, search_val: np.ndarray | None = None, search_target: float = 0.99,
+                  search_max_fp32_convs: int = 9, search_max_mb: float | None = 4.0) -> Path:
     """Static int8 quantisation (QDQ, per-channel weights) of an exported fp32 graph.
 
     Parameters
@@ -250,66 +506,46 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
         (default: they stay fp32 - they cost nothing, and one 8-bit scale over the whole embedding
         or over the probabilities is coarse).
     calibration : "percentile", "minmax" or "entropy"
-        ONNX Runtime's calibration method. Percentile (99.999 %) clipped outliers and agreed
-        best with fp32 on a trained utkface-age MobileNetV2 (see ``benchmarks/bench_infer.py``).
+        ONNX Runtime's calibration method (ignored with ``search_val``: the search picks it).
     fp32_stem_convs : int
         Keep the first N convolutions fp32 (MobileNetV2: the stem conv and the first inverted
         residual block, at 112x112). On the utkface-age run this raised int8/fp32 top-1 agreement
-        from 86.9 % to 95.1 % and made int8 faster (3.2 -> 2.2 ms). 0 quantises them too.
+        from 86.9 % to 95.1 % and made int8 faster (3.2 -> 2.2 ms). 0 quantises them too. With
+        ``search_val`` this is where the search starts.
+    search_val : uint8 array (N, H, W, 3), optional
+        Validation images: run :func:`search_int8` on them to choose the calibration method and
+        the convolutions kept fp32 (until int8/fp32 agreement reaches ``search_target`` or
+        ``search_max_fp32_convs`` convolutions are fp32, keeping the file under ``search_max_mb``).
+        Never pass test images here.
     """
-    import tempfile
-
-    import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
-    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-               "entropy": CalibrationMethod.Entropy}
-    if calibration not in methods:
-        raise ConfigError(f"calibration must be one of {', '.join(methods)}, not {calibration!r}")
-
-    # ONNX Runtime's histogram calibrators keep every intermediate tensor of every image they are
-    # fed at once (about 40 MB per 224 px MobileNetV2 image); feeding them in strides of a few
-    # images (CalibStridedMinMax, which works for every method) bounds the memory.
-    stride = min(CALIB_STRIDE, len(calib))
-    calib = calib[: max(stride, len(calib) - len(calib) % stride)]
-
-    class _Reader(CalibrationDataReader):
-        def __init__(self):
-            self.set_range(0, len(calib))
-
-        def __len__(self):
-            return len(calib)
-
-        def set_range(self, start_index: int, end_index: int):
-            self._it = iter(range(start_index, min(end_index, len(calib))))
-
-        def get_next(self):
-            i = next(self._it, None)
-            return None if i is None else {INPUT_NAME: calib[i:i + 1]}
-
-    with tempfile.TemporaryDirectory(prefix="skinage-quant-") as td:
-        pre = Path(td) / "pre.onnx"
-        quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
-        proto = onnx.load(str(pre))
-        exclude = ([] if quantize_head else _head_nodes(proto)) + _stem_nodes(proto, fp32_stem_convs)
-        tmp_out = Path(td) / "int8.onnx"
-        quantize_static(str(pre), str(tmp_out), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=exclude, calibrate_method=methods[calibration],
-                        extra_options={"CalibTensorRangeSymmetric": False, "CalibStridedMinMax": stride})
+    if calibration not in CALIB_METHODS:
+        raise ConfigError(f"calibration must be one of {', '.join(CALIB_METHODS)}, not {calibration!r}")
+    search = None
+    with Int8Quantizer(fp32_path, calib) as q:
+        if search_val is not None and len(search_val):
+            search = search_int8(q, search_val, target=search_target, max_fp32_convs=search_max_fp32_convs,
+                                 max_mb=search_max_mb, start_stem_convs=fp32_stem_convs)
+            calibration, exclude = search["method"], ([] if quantize_head else q.head_nodes()) + search["exclude"]
+            exclude = list(dict.fromkeys(exclude))
+        else:
+            exclude = ([] if quantize_head else q.head_nodes()) + q.stem_nodes(fp32_stem_convs)
+        tmp_out = q.quantize(q.dir / "int8.onnx", calibration, exclude)
+        n_calib = len(q.calib)
         int8_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(int8_path) as f:
             f.write(tmp_out.read_bytes())
     if info is None:
         info = json.loads(ort_session(fp32_path).get_modelmeta().custom_metadata_map[METADATA_KEY])
-    info = dict(info, precision="int8",
-                quantization={"method": "onnxruntime quantize_static", "format": "QDQ", "per_channel": True,
-                              "weights": "int8", "activations": "uint8", "calibration_images": int(len(calib)),
-                              "calibration_method": calibration,
-                              "fp32_nodes": len(exclude), "fp32_stem_convs": int(fp32_stem_convs)})
+    quant = {"method": "onnxruntime quantize_static", "format": "QDQ", "per_channel": True,
+             "weights": "int8", "activations": "uint8", "calibration_images": int(n_calib),
+             "calibration_method": calibration, "fp32_nodes": len(exclude), "fp32_stem_convs": int(fp32_stem_convs)}
+    if search is not None:
+        quant["search"] = {k: search[k] for k in ("fp32_convs", "val_agreement", "val_kl", "val_images", "target",
+                                                  "max_fp32_convs", "max_mb", "methods_tried", "history", "quantisations",
+                                                  "seconds")}
+        quant["fp32_stem_convs"] = None  # the search chose the fp32 convolutions (listed in search.fp32_convs)
+    info = dict(info, precision="int8", quantization=quant)
     _set_metadata(int8_path, info)
     return int8_path
 
@@ -535,6 +771,11 @@ def _export(cfg: ExportConfig) -> dict:
     check_y = np.zeros(0, np.int64)
     skipped: list[dict] = []
     check_split = None
+    search_x = None
+    if cfg.int8_search:
+        cfg.int8 = True
+    if cfg.int8_search and (manifest is None or not Path(manifest).is_file()):
+        raise ConfigError("--int8-search chooses its settings on the run's validation images: give --manifest")
     if manifest is None or not Path(manifest).is_file():
         say("skinage export: warning: the run's manifest was not found (give --manifest): the parity check "
             "uses 64 random images, so agreement is measured but accuracy is not")
@@ -553,6 +794,17 @@ def _export(cfg: ExportConfig) -> dict:
             skipped += [dict(b, use="calibration") for b in bad]
             if len(calib_x) == 0:
                 raise ConfigError(f"no readable training images in {manifest} to calibrate int8 with")
+        if cfg.int8_search:
+            if check_split == "val" and not cfg.check_images:
+                search_x = check_x
+            else:
+                srows, used = _rows(Path(manifest), "val", 0, cfg.seed)
+                if used != "val":
+                    raise ConfigError(f"--int8-search needs validation images; {manifest} has no 'val' split")
+                search_x, _, bad = load_batch(srows, pre, "val images (int8 search)")
+                skipped += [dict(b, use="int8 search") for b in bad]
+            if len(search_x) == 0:
+                raise ConfigError(f"no readable val images in {manifest} for --int8-search")
         if len(check_x) == 0:
             raise ConfigError(f"no readable {check_split} images in {manifest} for the parity check")
         for b in skipped:
@@ -563,7 +815,9 @@ def _export(cfg: ExportConfig) -> dict:
     if cfg.int8:
         say(f"skinage export: quantising to int8 with {len(calib_x)} calibration images")
         int8_path = quantize_int8(fp32_path, out / "model.int8.onnx", calib_x, info, calibration=cfg.calibration,
-                                  fp32_stem_convs=cfg.fp32_stem_convs)
+                                  fp32_stem_convs=cfg.fp32_stem_convs, search_val=search_x,
+                                  search_target=cfg.int8_search_target, search_max_fp32_convs=cfg.int8_search_budget,
+                                  search_max_mb=cfg.int8_search_max_mb)
         files["onnx_int8"] = str(int8_path)
         say(f"skinage export: wrote {int8_path} ({int8_path.stat().st_size / 1e6:.2f} MB)")
     if cfg.format in ("torchscript", "all"):
@@ -654,6 +908,7 @@ def _export(cfg: ExportConfig) -> dict:
         "manifest": str(manifest) if manifest else None, "check_split": check_split,
         "check_images": int(len(check_x)), "check_labels": check_y is not None,
         "calibration_images": None if calib_x is None or int8_path is None else int(len(calib_x)),
+        "int8_quantization": None if int8_path is None else read_onnx_metadata(int8_path).get("quantization"),
         "skipped_images": skipped, "timing": timing, "rows": rows_out,
         "options": config_to_dict(cfg), "skinage_version": __version__,
         "onnxruntime_version": _version("onnxruntime"), "torch_version": torch.__version__,

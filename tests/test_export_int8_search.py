@@ -1,0 +1,90 @@
+"""`skinage export --int8-search`: calibrate once, quantise many times; the validation-chosen fp32 convolutions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
+
+from export_helpers import make_tiny_run  # noqa: E402
+
+
+def _weight_dequantized(graph, node) -> bool:
+    """Whether the weight input of a Conv node comes out of a DequantizeLinear (i.e. is int8)."""
+    producers = {o: n for n in graph.node for o in n.output}
+    w = producers.get(node.input[1])
+    return w is not None and w.op_type == "DequantizeLinear"
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    from skinage.export.onnx import export
+
+    tiny = make_tiny_run(tmp_path_factory.mktemp("int8search"))
+    # target 1.01 can never be reached: the search runs until its budget (6 convolutions) is used
+    res = export(tiny["run"], int8_search=True, int8_search_target=1.01, int8_search_budget=6,
+                 fp32_stem_convs=1, repeats=2, calib_images=8)
+    return tiny, res
+
+
+def test_search_respects_budget_and_records_choice(searched):
+    from skinage.export.predict import read_onnx_metadata
+
+    tiny, res = searched
+    meta = read_onnx_metadata(res["files"]["onnx_int8"])
+    q = meta["quantization"]
+    s = q["search"]
+    assert q["calibration_method"] in ("entropy", "percentile")
+    assert set(s["methods_tried"]) == {"entropy", "percentile"}
+    # the method kept is the one with the smaller validation KL
+    assert q["calibration_method"] == min(s["methods_tried"], key=lambda m: s["methods_tried"][m]["kl"])
+    assert 1 <= len(s["fp32_convs"]) <= 6 and s["max_fp32_convs"] == 6
+    assert s["val_images"] == 8  # the tiny run's val split, never test
+    assert 0.0 <= s["val_agreement"] <= 1.0 and s["val_kl"] >= 0.0
+    # each accepted step lowered the validation KL
+    kls = [h["kl"] for h in s["history"]]
+    assert all(b < a for a, b in zip(kls, kls[1:]))
+    assert s["history"][-1]["fp32_convs"] == len(s["fp32_convs"])
+    assert res["int8_quantization"] == q
+
+
+def test_search_exclusions_are_honoured_in_graph(searched):
+    import onnx
+
+    from skinage.export.predict import read_onnx_metadata
+
+    tiny, res = searched
+    g = onnx.load(res["files"]["onnx_int8"]).graph
+    fp32 = set(read_onnx_metadata(res["files"]["onnx_int8"])["quantization"]["search"]["fp32_convs"])
+    convs = [n for n in g.node if n.op_type == "Conv"]
+    kept = [n for n in convs if n.name in fp32]
+    assert len(kept) == len(fp32)  # every chosen convolution is in the written graph ...
+    assert not any(_weight_dequantized(g, n) for n in kept)  # ... with fp32 weights
+    others = [n for n in convs if n.name not in fp32]
+    assert others and all(_weight_dequantized(g, n) for n in others)  # the rest are int8
+
+
+def test_quantizer_reuses_ranges(tmp_path):
+    """Ranges are computed once per method; two exclusion sets give two different graphs."""
+    import onnx
+
+    from skinage.export.onnx import Int8Quantizer, export_onnx
+    from skinage.models.checkpoint import model_meta
+    from skinage.models.model import SkinageModel
+
+    torch.manual_seed(0)
+    model = SkinageModel("mobilenet_v2", 2, pretrained=False).eval()
+    meta = dict(model_meta(model), classes=["a", "b"])
+    meta["preprocessing"] = dict(meta["preprocessing"], input_size=32)
+    f32 = export_onnx(model, meta, tmp_path / "m.onnx")
+    calib = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    with Int8Quantizer(f32, calib) as q:
+        r1 = q.ranges("minmax")
+        stamp = r1.stat().st_mtime_ns
+        a = q.quantize(tmp_path / "a.onnx", "minmax", q.head_nodes())
+        b = q.quantize(tmp_path / "b.onnx", "minmax", q.head_nodes() + q.stem_nodes(2))
+        assert q.ranges("minmax") == r1 and r1.stat().st_mtime_ns == stamp  # not recomputed
+    dq = [sum(n.op_type == "DequantizeLinear" for n in onnx.load(p).graph.node) for p in (a, b)]
+    assert dq[0] > dq[1]

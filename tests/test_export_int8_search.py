@@ -88,3 +88,18 @@ def test_quantizer_reuses_ranges(tmp_path):
         assert q.ranges("minmax") == r1 and r1.stat().st_mtime_ns == stamp  # not recomputed
     dq = [sum(n.op_type == "DequantizeLinear" for n in onnx.load(p).graph.node) for p in (a, b)]
     assert dq[0] > dq[1]
+
+
+def test_input_scaling_folded_into_one_multiply_add(searched):
+    """/255, -mean, /std become one per-channel x*a+b at the graph input (parity: test_export.py)."""
+    import onnx
+    from onnx import numpy_helper
+
+    tiny, res = searched
+    g = onnx.load(res["files"]["onnx_fp32"]).graph
+    ops = [n.op_type for n in g.node if n.op_type not in ("Identity", "Constant")]
+    assert ops[:5] == ["Transpose", "Cast", "Mul", "Add", "Conv"]
+    init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    assert np.allclose(init["input_scale"].ravel(), 1 / (255 * std), rtol=1e-6)
+    assert np.allclose(init["input_shift"].ravel(), -mean / std, rtol=1e-6)

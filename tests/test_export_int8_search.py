@@ -23,7 +23,7 @@ def searched(tmp_path_factory):
     from skinage.export.onnx import export
 
     tiny = make_tiny_run(tmp_path_factory.mktemp("int8search"))
-    # target 1.01 can never be reached: the search runs until its budget (6 convolutions) is used
+    # target 1.01 can never be reached: the search adds blocks while they fit its budget (6 convolutions)
     res = export(tiny["run"], int8_search=True, int8_search_target=1.01, int8_search_budget=6,
                  fp32_stem_convs=1, repeats=2, calib_images=8)
     return tiny, res
@@ -70,7 +70,7 @@ def test_quantizer_reuses_ranges(tmp_path):
     """Ranges are computed once per method; two exclusion sets give two different graphs."""
     import onnx
 
-    from skinage.export.onnx import Int8Quantizer, export_onnx
+    from skinage.export.onnx import Int8Quantizer, _conv_units, export_onnx
     from skinage.models.checkpoint import model_meta
     from skinage.models.model import SkinageModel
 
@@ -86,6 +86,10 @@ def test_quantizer_reuses_ranges(tmp_path):
         a = q.quantize(tmp_path / "a.onnx", "minmax", q.head_nodes())
         b = q.quantize(tmp_path / "b.onnx", "minmax", q.head_nodes() + q.stem_nodes(2))
         assert q.ranges("minmax") == r1 and r1.stat().st_mtime_ns == stamp  # not recomputed
+        units = _conv_units(q.proto)
+    # MobileNetV2: the stem conv, then one unit per inverted-residual block (2 or 3 convs), the last 1x1 conv
+    sizes = [len(c) for c in units.values()]
+    assert sum(sizes) == 52 and sizes[:3] == [1, 2, 3] and sizes[-1] == 1 and max(sizes) == 3
     dq = [sum(n.op_type == "DequantizeLinear" for n in onnx.load(p).graph.node) for p in (a, b)]
     assert dq[0] > dq[1]
 

@@ -33,6 +33,8 @@ change; latency of one image on one thread (median). The table is printed and sa
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
@@ -50,8 +52,7 @@ from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types,
                       read_onnx_metadata)
 
 __all__ = ["ExportConfig", "export", "export_onnx", "quantize_int8", "Int8Quantizer", "search_int8", "PixelModel",
-           "onnx_metadata",
-           "time_alternating", "find_manifest", "add_arguments", "run"]
+           "onnx_metadata", "time_alternating", "find_manifest", "add_arguments", "run"]
 
 
 @dataclass
@@ -76,9 +77,9 @@ class ExportConfig:
         "help": "first convolutions kept in fp32 in the int8 file (more: closer to fp32, a little slower)"})
     int8_search: bool = field(default=False, metadata={
         "help": "write model.int8.onnx (implies --int8) with the calibration method and the fp32 convolutions "
-                "chosen on the run's VALIDATION images: greedy, block by block from the stem, until int8/fp32 "
-                "agreement reaches --int8-search-target or --int8-search-budget convolutions are fp32 "
-                "(about 1-2 min for MobileNetV2 224 on 2 cores)"})
+                "chosen on the run's VALIDATION images: entropy or percentile, then the convolution blocks that "
+                "hurt most when quantised alone stay fp32 until int8/fp32 agreement reaches --int8-search-target "
+                "or --int8-search-budget convolutions are fp32 (about 2 min for MobileNetV2 224 on 2 cores)"})
     int8_search_target: float = field(default=0.99, metadata={
         "help": "validation int8/fp32 top-1 agreement at which --int8-search stops"})
     int8_search_budget: int = field(default=6, metadata={
@@ -416,11 +417,13 @@ class Int8Quantizer:
         calibrator = create_calibrator(self.pre, [], augmented_model_path=str(self.dir / f"aug-{method}.onnx"),
                                        calibrate_method=_ort_method(method), extra_options={"symmetric": False})
         reader = _Reader()
-        for start in range(0, len(calib), self.stride):
-            reader.set_range(start, start + self.stride)
-            calibrator.collect_data(reader)
+        with contextlib.redirect_stdout(io.StringIO()):  # ORT prints a line per stride
+            for start in range(0, len(calib), self.stride):
+                reader.set_range(start, start + self.stride)
+                calibrator.collect_data(reader)
+            ranges = calibrator.compute_data()
         path = self.dir / f"ranges-{method}.json"
-        save_tensors_data(calibrator.compute_data(), path)
+        save_tensors_data(ranges, path)
         del calibrator
         self._ranges[method] = path
         return path

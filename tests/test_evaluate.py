@@ -243,3 +243,26 @@ def test_forehead_label_table_baselines_only(tmp_path):
     assert 0.5 < age["accuracy"] < 0.72
     assert age["ci"]["accuracy"][0] > m["image"]["majority"]["accuracy"] - 0.05
     assert m["image"]["stratified"]["qwk"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_evaluate_with_flip_tta(tmp_path):
+    """``tta="flip"``: the probabilities are those of the mean of each image's and its mirror's outputs."""
+    import torch
+
+    import skinage
+    from skinage.data.images import load_crop
+    from skinage.models.checkpoint import load_checkpoint
+
+    run = _fake_run(tmp_path, _manifest(tmp_path), seed=3)
+    out = tmp_path / "tta"
+    res = skinage.evaluate(run, tta="flip", out=out, n_boot=100, gradcam=1, embedding="pca", progress=False)
+    assert res.metrics["model"]["tta"] == "flip"
+    pred = pd.read_csv(out / "eval_predictions.csv")
+    model, meta = load_checkpoint(run)
+    assert meta["tta"] is None  # the checkpoint itself has none
+    x = torch.from_numpy(np.stack([load_crop(p, None, 32) for p in pred["path"]])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        want = model.probs_from_outputs((model(x) + model(x.flip(-1))) / 2).numpy()
+    assert np.allclose(pred[[f"p_{j}" for j in range(3)]].to_numpy(), want, atol=1e-4)
+    assert (out / "gradcam_right.png").is_file()  # Grad-CAM runs with the model's tta switched off
+    assert "test-time augmentation" in (out / "report.html").read_text()

@@ -137,3 +137,30 @@ def test_export_missing_run_is_a_clear_error(tmp_path, capsys):
 
     assert main(["export", str(tmp_path / "nope")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_flip_tta_in_the_graph_matches_the_model(tmp_path):
+    """``--tta flip``: the ONNX graph averages each image with its mirror, as the PyTorch model does."""
+    import onnxruntime as ort
+
+    from skinage.export.onnx import export
+    from skinage.export.predict import read_onnx_metadata
+
+    tiny = make_tiny_run(tmp_path, steps=30)
+    res = export(tiny["run"], tta="flip", repeats=2)
+    x, _ = _val_pixels(tiny)
+    sess = ort.InferenceSession(res["files"]["onnx_fp32"], providers=["CPUExecutionProvider"])
+    p_onnx = sess.run(None, {"pixels": x})[0]
+    p_mirror = sess.run(None, {"pixels": np.ascontiguousarray(x[:, :, ::-1])})[0]
+    model = tiny["model"]
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():  # the mean of the plain model's logits for the image and its mirror, by hand
+        logits = (model.head(model.features(xt)) + model.head(model.features(xt.flip(-1)))) / 2
+        want = torch.softmax(logits, 1).numpy()
+    assert np.abs(p_onnx - want).max() < 1e-4
+    assert np.abs(p_onnx - p_mirror).max() < 1e-4  # a face and its mirror image get the same answer
+    assert read_onnx_metadata(res["files"]["onnx_fp32"])["tta"] == "flip"
+    one = sess.run(None, {"pixels": x[:1]})[0]  # dynamic batch still works with the doubled batch inside
+    assert np.allclose(one, p_onnx[:1], atol=1e-6)
+    fp32 = next(r for r in res["rows"] if r["format"] == "onnx fp32")
+    assert fp32["agreement"] == 1.0

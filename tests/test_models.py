@@ -166,3 +166,47 @@ def test_models_command_lists_every_model(capsys):
     for name in list_models():
         assert name in out
     assert "MMACs" in out
+
+
+# ---------------------------------------------------------------- test-time augmentation (flip)
+def test_flip_tta_is_the_mean_of_the_image_and_its_mirror(tmp_path):
+    import torch
+
+    from skinage.models.checkpoint import load_checkpoint, save_checkpoint
+    from skinage.models.model import SkinageModel
+
+    torch.manual_seed(0)
+    m = SkinageModel("squeezenet1_1", 3, hidden=(8,), pretrained=False).eval()
+    x = torch.rand(3, 3, 48, 48)
+    with torch.no_grad():
+        plain, mirror = m(x), m(x.flip(-1))
+        m.tta = "flip"
+        tta = m(x)
+        out, emb = m.outputs_and_features(x)
+    # worked out by hand: the mean of the two plain forwards, one row per image
+    assert tta.shape == (3, 3)
+    assert torch.allclose(tta, (plain + mirror) / 2, atol=1e-5)
+    assert torch.allclose(out, tta, atol=1e-6) and torch.allclose(emb, m.features(x), atol=1e-6)
+    assert not torch.allclose(plain, mirror, atol=1e-3)  # the mirror really changes the outputs
+    # training forwards never use it: the backbone sees the 3 images, not 3 + 3 mirrors
+    seen = []
+    h = m.backbone.register_forward_hook(lambda _m, inp, _o: seen.append(inp[0].shape[0]))
+    m.train()
+    m(x)
+    m.eval()
+    with torch.no_grad():
+        m(x)
+    h.remove()
+    assert seen == [3, 6]
+    # the checkpoint keeps it; load_checkpoint can override it
+    save_checkpoint(m, {"classes": ["a", "b", "c"]}, tmp_path / "best")
+    m2, meta = load_checkpoint(tmp_path / "best.safetensors")
+    assert m2.tta == "flip" and meta["tta"] == "flip"
+    with torch.no_grad():
+        assert torch.allclose(m2(x), tta, atol=1e-5)
+    m3, meta3 = load_checkpoint(tmp_path / "best.safetensors", tta="none")
+    assert m3.tta is None and meta3["tta"] is None
+    with torch.no_grad():
+        assert torch.allclose(m3(x), plain, atol=1e-5)
+    with pytest.raises(ValueError, match="flip"):
+        SkinageModel("squeezenet1_1", 3, pretrained=False, tta="rot90")

@@ -97,6 +97,25 @@ def test_finetune_mode_learns(bd_manifest, tmp_path):
     assert res.metrics["test"]["accuracy"] > 0.9
 
 
+def test_finetune_with_flip_tta_scores_and_saves_it(bd_manifest, tmp_path):
+    from skinage.data.images import load_crop
+    from skinage.models.checkpoint import load_checkpoint
+
+    res = train(data=bd_manifest, model="squeezenet1_1", mode="finetune", pretrained=False, size=32, epochs=1,
+                batch_size=4, lr=1e-3, precision="fp32", project=tmp_path, tta="flip", **FAST)
+    meta = json.loads((res.run_dir / "weights" / "best.json").read_text())
+    assert meta["tta"] == "flip"
+    # the test predictions are the mean of each image's and its mirror's outputs (computed here by hand)
+    model, _ = load_checkpoint(res.run_dir, tta="none")
+    pred = pd.read_csv(res.run_dir / "predictions.csv")
+    x = torch.from_numpy(np.stack([load_crop(p, None, 32) for p in pred["path"]])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        want = model.probs_from_outputs((model(x) + model(x.flip(-1))) / 2).numpy()
+    assert np.allclose(pred[["p_0", "p_1"]].to_numpy(), want, atol=1e-4)
+    with pytest.raises(ConfigError, match="skinage evaluate RUN --tta flip"):
+        train(data=bd_manifest, model="mobilenet_v2", mode="feature", tta="flip", project=tmp_path)
+
+
 def test_init_from_run_copies_weights(feature_run, bd_manifest, tmp_path):
     """--init: fine-tuning starts from the feature run's weights (epoch-0 predictions equal)."""
     from safetensors.torch import load_file

@@ -78,6 +78,9 @@ class EvaluateConfig:
     n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for the confidence intervals"})
     seed: int = field(default=0, metadata={"help": "seed of the bootstrap and the stratified baseline"})
     batch_size: int = field(default=32, metadata={"help": "inference batch size"})
+    tta: str = field(default="auto", metadata={
+        "help": "test-time augmentation: auto (the checkpoint's own, none unless trained with --tta), none, or flip "
+                "(mean of the outputs of each image and its mirror)", "choices": ("auto", "none", "flip")})
     gradcam: int = field(default=8, metadata={"help": "Grad-CAM examples of each kind (right / worst wrong); 0 = none"})
     embedding: str = field(default="auto", metadata={
         "help": "2-D map of the embeddings: auto (t-SNE, PCA for very small or large sets), tsne, pca or none",
@@ -294,8 +297,8 @@ def _infer(model, df, pre: dict, batch_size: int, progress: bool):
         if chunk:
             x = torch.from_numpy(np.stack([a for _, a in chunk])).permute(0, 3, 1, 2).float().div_(255.0)
             with torch.inference_mode():
-                emb = model.features(x)
-                p = model.probs_from_outputs(model.head(emb))
+                out, emb = model.outputs_and_features(x)  # outputs with the model's tta; plain-view embeddings
+                p = model.probs_from_outputs(out)
             keep += [i for i, _ in chunk]
             probs.append(p.float().numpy())
             embs.append(emb.float().numpy())
@@ -453,7 +456,7 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
 
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
-        model, meta = load_checkpoint(cfg.run)
+        model, meta = load_checkpoint(cfg.run, tta=cfg.tta)
         run_dir = _run_dir(Path(cfg.run))
     own_path = run_manifest_path(cfg.run, meta) if cfg.run is not None else None
     data_path = Path(cfg.data) if cfg.data is not None else own_path
@@ -502,7 +505,7 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
         if not pre.get("input_size"):
             pre["input_size"] = get_config(meta["model"]).input_size
         say(f"skinage evaluate: {meta['model']} ({meta.get('mode', '?')}) from {cfg.run} on {len(df)} image(s) "
-            f"of {data_path} [{split}]")
+            f"of {data_path} [{split}]" + (f", test-time augmentation {meta['tta']}" if meta.get("tta") else ""))
         keep, probs, emb, aside = _infer(model, df, pre, cfg.batch_size, cfg.progress)
         set_aside += aside
         df = df.iloc[keep].reset_index(drop=True)
@@ -536,7 +539,8 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     })
     if meta:
         m["model"] = {"name": meta.get("model"), "mode": meta.get("mode"), "weights_from": meta.get("weights_from"),
-                      "epoch": meta.get("epoch"), "checkpoint": meta.get("checkpoint"), "head": meta.get("head")}
+                      "epoch": meta.get("epoch"), "checkpoint": meta.get("checkpoint"), "head": meta.get("head"),
+                      "tta": meta.get("tta")}
     # output
     if cfg.out is not None:
         out_dir = Path(cfg.out)

@@ -230,7 +230,8 @@ def gradcam(model, x, target=None):
         Predicted classes.
 
     The score differentiated is the log-probability of the target class, so it
-    works for softmax and ordinal (CORAL / CORN) heads alike.
+    works for softmax and ordinal (CORAL / CORN) heads alike. A model's test-time
+    augmentation (``model.tta``) is switched off meanwhile: the map explains the image as shown.
     """
     import torch
     import torch.nn.functional as F
@@ -243,8 +244,10 @@ def gradcam(model, x, target=None):
     def fwd_hook(_m, _inp, out):
         store["act"] = out
 
-    was_training = model.training
+    was_training, tta = model.training, getattr(model, "tta", None)
     model.eval()
+    if tta is not None:
+        model.tta = None
     h = layer.register_forward_hook(fwd_hook)
     try:
         with torch.enable_grad():
@@ -265,6 +268,8 @@ def gradcam(model, x, target=None):
     finally:
         h.remove()
         model.train(was_training)
+        if tta is not None:
+            model.tta = tta
     return cam.numpy(), pred.numpy()
 
 

@@ -115,7 +115,8 @@ def report_html(m: dict, out_dir: str | os.PathLike, title: str = "skinage evalu
     sub = []
     if model:
         sub.append(f"model <b>{_esc(model.get('name'))}</b>, mode {_esc(model.get('mode'))}, "
-                   f"starting weights {_esc(model.get('weights_from'))}, epoch {_esc(model.get('epoch'))}")
+                   f"starting weights {_esc(model.get('weights_from'))}, epoch {_esc(model.get('epoch'))}"
+                   + (f", test-time augmentation <b>{_esc(model.get('tta'))}</b>" if model.get("tta") else ""))
     sub.append(f"data {_esc(m.get('data'))}, split <b>{_esc(m.get('split'))}</b>: {m.get('n_images')} images of "
                f"{m.get('n_persons')} persons; classes {', '.join(map(_esc, m.get('classes', [])))}"
                f" ({'ordered levels' if ordinal else 'unordered'})")

@@ -92,6 +92,10 @@ class ExportConfig:
         "help": "manifest split for the parity check (falls back to test, then train, when empty)"})
     repeats: int = field(default=50, metadata={"help": "timed runs per format for the one-image latency"})
     which: str = field(default="best", metadata={"choices": ("best", "last"), "help": "which checkpoint of the run"})
+    tta: str = field(default="auto", metadata={
+        "choices": ("auto", "none", "flip"),
+        "help": "test-time augmentation built into the graph: auto (the checkpoint's own), none, or flip (each image "
+                "and its mirror in one batch, outputs averaged; twice the latency)"})
     seed: int = field(default=0, metadata={"help": "seed for picking calibration / check images"})
 
 
@@ -159,6 +163,7 @@ def onnx_metadata(meta: dict, precision: str, run: str | None = None, extra: dic
         "mode": meta.get("mode"),
         "weights_from": meta.get("weights_from"),
         "epoch": meta.get("epoch"),
+        "tta": meta.get("tta"),
     }
     if extra:
         out.update(extra)
@@ -786,7 +791,7 @@ def _resolve(cfg: ExportConfig):
         raise ConfigError("no RUN given: name a run folder (runs/<project>/<name>) or a checkpoint")
     src = Path(cfg.run)
     wpath = resolve_checkpoint(src, cfg.which)
-    model, meta = load_checkpoint(wpath)
+    model, meta = load_checkpoint(wpath, tta=cfg.tta)
     run_dir = src if src.is_dir() else (wpath.parent.parent if wpath.parent.name == "weights" else wpath.parent)
     out = Path(cfg.out) if cfg.out else run_dir / "export"
     return model, meta, run_dir, out
@@ -820,7 +825,8 @@ def _export(cfg: ExportConfig) -> dict:
     pre = meta["preprocessing"]
     classes = list(meta["classes"])
     out.mkdir(parents=True, exist_ok=True)
-    say(f"skinage export: {meta.get('model')} ({len(classes)} classes, {pre['input_size']} px) from {meta['checkpoint']}")
+    say(f"skinage export: {meta.get('model')} ({len(classes)} classes, {pre['input_size']} px) from {meta['checkpoint']}"
+        + (f", test-time augmentation {meta['tta']} in the graph" if meta.get("tta") else ""))
 
     # 1. fp32 ONNX
     fp32_path = export_onnx(model, meta, out / "model.onnx", cfg.opset, run=str(run_dir))

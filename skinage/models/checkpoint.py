@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..utils import atomic_write_json
-from .model import SkinageModel
+from .model import SkinageModel, check_tta
 from .registry import get_config
 
 __all__ = ["save_checkpoint", "load_checkpoint", "resolve_checkpoint", "versions", "model_meta"]
@@ -61,6 +61,7 @@ def model_meta(model: SkinageModel, input_size: int | None = None, margin: float
         "weights_from": model.weights_from,
         "feature_dim": model.feature_dim,
         "preprocessing": pre,
+        "tta": getattr(model, "tta", None),
     }
 
 
@@ -110,8 +111,13 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "best") -> Path:
     return p
 
 
-def load_checkpoint(path: str | os.PathLike, which: str = "best", map_location: str = "cpu"):
-    """Rebuild the model of a checkpoint (eval mode) -> ``(model, meta)``. No pickle involved."""
+def load_checkpoint(path: str | os.PathLike, which: str = "best", map_location: str = "cpu", tta: str | None = "auto"):
+    """Rebuild the model of a checkpoint (eval mode) -> ``(model, meta)``. No pickle involved.
+
+    ``tta="auto"`` keeps the checkpoint's test-time augmentation (``meta["tta"]``, none for
+    checkpoints written before it existed); ``"none"`` or ``"flip"`` override it, in the model
+    and in the returned ``meta``.
+    """
     from safetensors.torch import load_file
 
     wpath = resolve_checkpoint(path, which)
@@ -122,7 +128,9 @@ def load_checkpoint(path: str | os.PathLike, which: str = "best", map_location: 
     head = meta.get("head", {})
     model = SkinageModel(meta["model"], len(meta["classes"]), hidden=head.get("hidden", ()),
                          dropout=head.get("dropout", 0.0), batchnorm=head.get("batchnorm", False),
-                         ordinal=head.get("ordinal"), pretrained=False)
+                         ordinal=head.get("ordinal"), pretrained=False,
+                         tta=meta.get("tta") if tta == "auto" else check_tta(tta))
+    meta["tta"] = model.tta
     model.weights_from = meta.get("weights_from", model.weights_from)
     model.load_state_dict(load_file(str(wpath), device=map_location), strict=True)
     model.eval()

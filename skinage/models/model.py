@@ -9,6 +9,14 @@ of the model, so an exported graph needs nothing but pixels.
 torch.Size([2, 3])
 >>> torch.allclose(m.predict_proba(torch.rand(2, 3, 64, 64)).sum(1), torch.ones(2))
 True
+
+Test-time augmentation: with ``tta="flip"`` an eval-mode forward averages the raw outputs
+of each image and its mirror image, so a face and its mirror get the same prediction:
+
+>>> m.tta = "flip"
+>>> x = torch.rand(2, 3, 64, 64)
+>>> torch.allclose(m(x), m(x.flip(-1)), atol=1e-5)
+True
 """
 
 from __future__ import annotations
@@ -21,7 +29,19 @@ import torch.nn as nn
 from .heads import Head
 from .registry import create_backbone, get_config
 
-__all__ = ["SkinageModel"]
+__all__ = ["SkinageModel", "TTA_CHOICES", "check_tta"]
+
+#: test-time augmentations: none, or the mean of the outputs of the image and its mirror image
+TTA_CHOICES = ("none", "flip")
+
+
+def check_tta(tta: str | None) -> str | None:
+    """Normalise a ``--tta`` value (``None``/``"none"`` -> ``None``); a clear error for anything else."""
+    if tta in (None, "", "none"):
+        return None
+    if tta not in TTA_CHOICES:
+        raise ValueError(f"unknown test-time augmentation {tta!r}; choose one of {', '.join(TTA_CHOICES)}")
+    return tta
 
 
 class SkinageModel(nn.Module):
@@ -37,11 +57,17 @@ class SkinageModel(nn.Module):
         Head options, see :class:`skinage.models.heads.Head`.
     pretrained : bool
         Start the backbone from the ImageNet weights installed by ``make setup``.
+    tta : str or None
+        Test-time augmentation of eval-mode forwards: ``None`` or ``"flip"`` (the raw outputs of
+        the image and its horizontal mirror, averaged). Training forwards never use it; a
+        checkpoint stores it, so evaluate, predict and export follow it.
     """
 
     def __init__(self, backbone: str, num_classes: int, *, hidden: Sequence[int] = (), dropout=0.0,
-                 batchnorm: bool = False, ordinal: str | None = None, pretrained: bool = True):
+                 batchnorm: bool = False, ordinal: str | None = None, pretrained: bool = True,
+                 tta: str | None = None):
         super().__init__()
+        self.tta = check_tta(tta)
         cfg = get_config(backbone)
         self.backbone_name = backbone
         self.backbone, cam, self.weights_from = create_backbone(backbone, pretrained)
@@ -73,7 +99,20 @@ class SkinageModel(nn.Module):
         return self.backbone(self.normalize(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tta == "flip" and not self.training:
+            # one batch of 2B (the images, then their mirrors); mean of each pair's raw outputs
+            out = self.head(self.features(torch.cat([x, x.flip(-1)], dim=0)))
+            return out.reshape(2, -1, out.shape[-1]).mean(dim=0)
         return self.head(self.features(x))
+
+    def outputs_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(forward(x), features(x))`` in one pass: raw outputs (with ``tta``) and the plain view's embeddings."""
+        if self.tta == "flip" and not self.training:
+            f = self.features(torch.cat([x, x.flip(-1)], dim=0))
+            out = self.head(f)
+            return out.reshape(2, -1, out.shape[-1]).mean(dim=0), f[: x.shape[0]]
+        f = self.features(x)
+        return self.head(f), f
 
     def probs_from_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.head.probs(outputs)

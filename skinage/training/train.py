@@ -85,6 +85,7 @@ class TrainConfig:
     margin: float = field(default=0.0, metadata={"help": "extra margin around the bounding box, as a fraction of its size"})
     square: bool = field(default=False, metadata={"help": "square the bounding box before cropping"})
     mixup: float = field(default=0.0, metadata={"help": "finetune/distill: mix pairs of training images with a Beta(a, a) weight, a = this value (0 = off); in distill mode the teacher labels the mixed image (function matching)"})
+    tta: str = field(default="none", metadata={"help": "finetune/distill: test-time augmentation of the validation and test scoring, kept in the checkpoint (so evaluate, predict and export use it): none, or flip (mean of the outputs of the image and its mirror; twice the inference cost)", "choices": ("none", "flip")})
     aug_views: int = field(default=0, metadata={"help": "feature mode: augmented views per training image added to the cache"})
     augment: str = field(default="flip,rotate,jitter,crop", metadata={"help": "augmentation steps: any of flip, rotate, jitter, crop, or none"})
     rotate: float = field(default=10.0, metadata={"help": "maximum rotation in degrees of the rotate step"})
@@ -304,6 +305,9 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         say("  note: --mixup applies to finetune/distill only (feature mode trains on cached embeddings)")
     if cfg.aug_views < 0:
         raise ConfigError("--aug-views must be >= 0")
+    if cfg.tta != "none" and cfg.mode == "feature":
+        raise ConfigError("--tta applies to finetune/distill (feature mode scores cached embeddings of the plain image); "
+                          "for a feature-mode run use `skinage evaluate RUN --tta flip` or `skinage export RUN --tta flip`")
     from .augment import parse_augment
 
     parse_augment(cfg.augment)
@@ -442,7 +446,7 @@ def _build_model(cfg: TrainConfig, K: int):
 
     try:
         return SkinageModel(cfg.model, K, hidden=cfg.hidden, dropout=cfg.dropout, batchnorm=cfg.batchnorm,
-                            ordinal=cfg.ordinal, pretrained=cfg.pretrained)
+                            ordinal=cfg.ordinal, pretrained=cfg.pretrained, tta=cfg.tta)
     except WeightsMissing as e:
         raise ConfigError(f"{e}; or train from scratch with --no-pretrained") from None
 

@@ -138,6 +138,42 @@ def test_distill_mode_learns(feature_run, bd_manifest, tmp_path, mixup):
     assert res.metrics["test"]["accuracy"] > 0.9
 
 
+def test_distill_embedding_target_is_the_centred_teacher_embedding():
+    """The embedding term matches the teacher's embedding minus its mean over the training crops."""
+    import torch.nn.functional as F
+
+    from skinage.models.model import SkinageModel
+    from skinage.training.distill import Distiller
+
+    torch.manual_seed(0)
+    teacher = SkinageModel("squeezenet1_1", 2, pretrained=False).eval()
+    student = SkinageModel("squeezenet1_1", 2, pretrained=False)
+    meta = {"preprocessing": {"input_size": 32}}
+    x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    xf = x.float() / 255
+    with torch.no_grad():
+        f_t = teacher.features(xf)
+    for center in (True, False):
+        d = Distiller(teacher, meta, student, embed_weight=1.0, channels_last=False, embed_center=center)
+        c = d.fit_center(x)
+        if center:
+            assert torch.allclose(c, f_t.mean(0), atol=1e-5)  # the mean, worked out here
+        else:
+            assert c is None and d.center is None
+        s = torch.randn(6, student.feature_dim)
+        d.loss(xf, s, torch.zeros(6, 2), torch.tensor(0.0), student)
+        target = f_t - f_t.mean(0) if center else f_t
+        with torch.no_grad():
+            want = float((1 - F.cosine_similarity(d.proj(s), target, dim=1)).mean())
+        assert d.last["embed"] == pytest.approx(want, abs=1e-5)
+        # the centre is part of the resumable state
+        if center:
+            d2 = Distiller(teacher, meta, student, embed_weight=1.0, channels_last=False)
+            d2.load_state(d.state())
+            assert torch.equal(d2.center, d.center)
+            assert torch.equal(d2.proj.weight, d.proj.weight)
+
+
 def test_teacher_sees_its_own_input_size(feature_run):
     """A 32 px student batch reaches the teacher at the teacher's 64 px (its checkpoint's size)."""
     from skinage.models.checkpoint import load_checkpoint

@@ -9,7 +9,12 @@ augmented crop as the teacher and minimises
 * the soft-target term compares class distributions softened at temperature ``T``
   (for ordinal heads the class probabilities' logarithms play the role of logits);
 * the embedding term pulls a learned linear projection ``P`` of the student's pooled
-  features towards the teacher's embedding (cosine). A teacher fine-tuned from, or
+  features towards the teacher's embedding (cosine), by default *centred*: minus the
+  teacher's mean embedding of the training crops. Pooled ReLU features are all positive
+  and share a large common part (on utkface-age, two different faces' MobileNetV2
+  embeddings have cosine 0.76 on average, and the mean embedding alone reaches 0.88), so
+  the uncentred loss is mostly satisfied by predicting the mean; centred, what is left to
+  match is what tells one face from another. A teacher fine-tuned from, or
   frozen at, ImageNet weights thereby hands its representation to a student that
   could not download one; every epoch draws new augmentations, so over a run the
   student matches the teacher on many augmented images.
@@ -67,7 +72,8 @@ class Distiller(nn.Module):
     """The teacher (frozen, eval) plus the trainable projection, and the combined loss."""
 
     def __init__(self, teacher, teacher_meta: dict, student, temperature: float = 2.0, alpha: float = 0.5,
-                 embed_weight: float = 1.0, precision: str = "fp32", device: str = "cpu", channels_last: bool = True):
+                 embed_weight: float = 1.0, precision: str = "fp32", device: str = "cpu", channels_last: bool = True,
+                 embed_center: bool = True):
         super().__init__()
         self.teacher = teacher.to(device).eval()
         for p in self.teacher.parameters():
@@ -86,6 +92,8 @@ class Distiller(nn.Module):
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         self.proj = nn.Linear(student.feature_dim, teacher.feature_dim).to(device) if self.embed_weight > 0 else None
+        self.embed_center = bool(embed_center) and self.proj is not None
+        self.center: torch.Tensor | None = None  # the teacher's mean embedding (fit_center), subtracted from its targets
         self.last = {}
 
     @classmethod
@@ -108,11 +116,39 @@ class Distiller(nn.Module):
         self.teacher.eval()
         return self
 
+    @torch.no_grad()
+    def fit_center(self, x_uint8: torch.Tensor, batch_size: int = 64) -> torch.Tensor | None:
+        """The teacher's mean embedding over images ``x_uint8`` (N, 3, H, W) uint8 (the plain training crops).
+
+        Without ``embed_center`` (or without the embedding term) nothing is computed and ``None`` returned.
+        """
+        if not self.embed_center:
+            return None
+        from .augment import to_float
+
+        total, n = None, 0
+        for s in range(0, len(x_uint8), batch_size):
+            x = to_float(x_uint8[s:s + batch_size]).to(self.device)
+            f, _ = self.teacher_targets(x)
+            total = f.sum(0) if total is None else total + f.sum(0)
+            n += len(x)
+        if n == 0:
+            raise ValueError("fit_center needs at least one image")
+        self.center = (total / n).float()
+        return self.center
+
     def state(self) -> dict:
-        return {} if self.proj is None else {k: v.detach().clone() for k, v in self.proj.state_dict().items()}
+        st = {} if self.proj is None else {k: v.detach().clone() for k, v in self.proj.state_dict().items()}
+        if self.center is not None:
+            st["center"] = self.center.detach().clone()
+        return st
 
     def load_state(self, st: dict) -> None:
         if self.proj is not None and st:
+            st = dict(st)
+            center = st.pop("center", None)
+            if center is not None:
+                self.center = center.to(self.device).float()
             self.proj.load_state_dict(st)
 
     @torch.no_grad()
@@ -136,7 +172,10 @@ class Distiller(nn.Module):
         total = (1.0 - self.alpha) * label_loss + self.alpha * kd
         emb = torch.zeros(())
         if self.proj is not None:
-            emb = embedding_loss(self.proj(student_feats.float()), f_t)
+            if self.embed_center and self.center is None:
+                raise RuntimeError("embed_center is on but fit_center() was not called on the training images")
+            target = f_t - self.center if self.center is not None else f_t
+            emb = embedding_loss(self.proj(student_feats.float()), target)
             total = total + self.embed_weight * emb
         self.last = {"label": float(label_loss.detach()), "kd": float(kd.detach()), "embed": float(emb.detach())}
         return total
@@ -144,4 +183,5 @@ class Distiller(nn.Module):
     def describe(self) -> dict:
         m = self.teacher_meta
         return {"checkpoint": m.get("checkpoint"), "model": m.get("model"), "mode": m.get("mode"),
-                "temperature": self.temperature, "alpha": self.alpha, "embed_weight": self.embed_weight}
+                "temperature": self.temperature, "alpha": self.alpha, "embed_weight": self.embed_weight,
+                "embed_center": self.embed_center}

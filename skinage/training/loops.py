@@ -422,8 +422,14 @@ class ImageTask(_TaskBase):
 
             self.distiller = Distiller.from_run(cfg.teacher, model, data.classes, temperature=cfg.temperature,
                                                 alpha=cfg.alpha, embed_weight=cfg.embed_weight,
+                                                embed_center=cfg.embed_center,
                                                 precision=run.precision, device=run.device,
                                                 channels_last=self.channels_last)
+            if self.distiller.embed_center:
+                t1 = time.perf_counter()
+                self.distiller.fit_center(self.stores["train"].x)
+                say(f"  teacher's mean embedding of {len(self.stores['train'])} training crops: the centre of its "
+                    f"targets ({time.perf_counter() - t1:.1f} s)")
         self.steps_per_epoch = _n_batches(len(self.stores["train"]), cfg.batch_size)
 
     def has_split(self, split: str) -> bool:

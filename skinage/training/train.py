@@ -98,6 +98,7 @@ class TrainConfig:
     temperature: float = field(default=2.0, metadata={"help": "distill: softmax temperature of the soft targets"})
     alpha: float = field(default=0.5, metadata={"help": "distill: weight of the soft-target loss (1 - alpha for the labels)"})
     embed_weight: float = field(default=1.0, metadata={"help": "distill: weight of the embedding (cosine) loss through a projection; 0 = logits only"})
+    embed_center: bool = field(default=True, metadata={"help": "distill: match the teacher's embedding minus its mean over the training crops (what tells faces apart) rather than the raw, mostly shared, embedding"})
     workers: int = field(default=1, metadata={"help": "threads decoding images ahead of the model"})
     threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda"})

@@ -641,9 +641,9 @@ def _weights(e: dict) -> str:
 def model_table(entries: list[dict]) -> list[str]:
     """One row per run. "int8 agrees": top-1 agreement of the int8 file with the fp32 ONNX file on the
     validation images (export's parity check)."""
-    lines = ["| run | model | mode | px | head | weights | test acc [95% CI] | macro-F1 | QWK [95% CI] | MAE | "
+    lines = ["| run | model | mode | px | head | weights | test n | test acc [95% CI] | macro-F1 | QWK [95% CI] | MAE | "
              "train s | int8 MB | int8 ms | int8 agrees | > baselines |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         t = e.get("test") or {}
         beats = []
@@ -657,7 +657,7 @@ def model_table(entries: list[dict]) -> list[str]:
         mode = e["mode"] + (f" ({e['label']})" if e.get("label") else "")
         lines.append(
             f"| {e['name']} | {e['model']} | {mode} | {e.get('input_size') or '–'} | {_head(e)} | "
-            f"{_weights(e)} | {_fci(t, 'accuracy')} | "
+            f"{_weights(e)} | {t.get('n') or '–'} | {_fci(t, 'accuracy')} | "
             f"{_f(t.get('f1_macro'))} | {_fci(t, 'qwk')} | {_f(t.get('mae'))} | {_f(e.get('train_time_s'), 0)} | "
             f"{_size(e, 'onnx int8')} | {_lat(e, 'onnx int8')} | "
             f"{'–' if e.get('int8_agreement') is None else '%.1f %%' % (100 * e['int8_agreement'])} | {verdict} |")

@@ -830,6 +830,14 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   wrinkles. UTKFace has **no person ids**, so each image is its own group in the split and the
   bootstrap; if the same person appears in several images, train and test may share people and the
   figures can be somewhat optimistic.
+- **Two utkface-age splits are in these tables.** Runs whose test split has 529 images (RESULTS.md,
+  column "test n") were made on 2026-11-22 with manifests written by an earlier version of the
+  splitting code; runs with 555 test images use the split the current code writes (70/15/15 exactly).
+  Figures from the two are not strictly comparable, and the "best model" below is chosen by validation
+  QWK across both. `make bench` redoes every run on the current split. Re-running the best recipe
+  (utk4_mnv2_finetune224_mixup) on the current split gave test accuracy 0.640 and QWK 0.814, against
+  0.654 and 0.821 on the earlier split (its best epoch moved from 11 to 6): expect differences of
+  about 0.01 between re-runs; the bf16 fine-tuning here did not repeat bit for bit.
 - *forehead* uses a fixed band at the top of the aligned UTKFace crops (x 0.15-0.85, y 0-0.25 of the
   image). The alignment cuts most of the forehead off, so the band holds the lower forehead, the
   eyebrows and often hair: the closest real analogue of a forehead crop available here, not a

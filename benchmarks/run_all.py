@@ -693,7 +693,10 @@ def targets_block(entries: list[dict]) -> list[str]:
     stu = [e for e in u4 if e["mode"] == "distill"]
     for s in stu:
         teacher = next((e for e in entries if e.get("run") == s.get("teacher")), None)
-        if teacher and teacher.get("test"):
+        if teacher and teacher.get("test") and teacher["test"].get("n") != s["test"].get("n"):
+            out.append(f"- student {s['name']} vs teacher {teacher['name']}: not compared (the teacher's run was redone "
+                       f"since, on another split: {teacher['test'].get('n')} vs {s['test'].get('n')} test images)")
+        elif teacher and teacher.get("test"):
             gap = teacher["test"]["qwk"] - s["test"]["qwk"]
             ts, ss = (teacher.get("size_bytes") or {}).get("onnx int8"), (s.get("size_bytes") or {}).get("onnx int8")
             ratio = ts / ss if ts and ss else None

@@ -692,7 +692,8 @@ def targets_block(entries: list[dict]) -> list[str]:
                f"{TARGETS['accuracy']}: {'met' if da >= 0 else f'missed by {-da:.3f}'})")
     stu = [e for e in u4 if e["mode"] == "distill"]
     for s in stu:
-        teacher = next((e for e in entries if e.get("run") == s.get("teacher")), None)
+        # the teacher's own entry, not one that re-scores its weights with test-time augmentation
+        teacher = next((e for e in entries if e.get("run") == s.get("teacher") and not e.get("tta")), None)
         if teacher and teacher.get("test") and teacher["test"].get("n") != s["test"].get("n"):
             out.append(f"- student {s['name']} vs teacher {teacher['name']}: not compared (the teacher's run was redone "
                        f"since, on another split: {teacher['test'].get('n')} vs {s['test'].get('n')} test images)")

@@ -98,21 +98,24 @@ class SkinageModel(nn.Module):
         """Pooled backbone embeddings (B, feature_dim) of [0, 1] images."""
         return self.backbone(self.normalize(x))
 
+    def _flip_tta(self) -> bool:
+        return self.tta == "flip" and not self.training
+
+    def _views(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch the backbone sees: the images, then (flip TTA) their mirrors."""
+        return torch.cat([x, x.flip(-1)], dim=0) if self._flip_tta() else x
+
+    def _merge(self, out: torch.Tensor) -> torch.Tensor:
+        """Raw outputs of :meth:`_views` -> one row per image (the mean of each image and its mirror)."""
+        return out.reshape(2, -1, out.shape[-1]).mean(dim=0) if self._flip_tta() else out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.tta == "flip" and not self.training:
-            # one batch of 2B (the images, then their mirrors); mean of each pair's raw outputs
-            out = self.head(self.features(torch.cat([x, x.flip(-1)], dim=0)))
-            return out.reshape(2, -1, out.shape[-1]).mean(dim=0)
-        return self.head(self.features(x))
+        return self._merge(self.head(self.features(self._views(x))))
 
     def outputs_and_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(forward(x), features(x))`` in one pass: raw outputs (with ``tta``) and the plain view's embeddings."""
-        if self.tta == "flip" and not self.training:
-            f = self.features(torch.cat([x, x.flip(-1)], dim=0))
-            out = self.head(f)
-            return out.reshape(2, -1, out.shape[-1]).mean(dim=0), f[: x.shape[0]]
-        f = self.features(x)
-        return self.head(f), f
+        f = self.features(self._views(x))
+        return self._merge(self.head(f)), f[: x.shape[0]]
 
     def probs_from_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
         return self.head.probs(outputs)

@@ -425,11 +425,6 @@ class ImageTask(_TaskBase):
                                                 embed_center=cfg.embed_center,
                                                 precision=run.precision, device=run.device,
                                                 channels_last=self.channels_last)
-            if self.distiller.embed_center:
-                t1 = time.perf_counter()
-                self.distiller.fit_center(self.stores["train"].x)
-                say(f"  teacher's mean embedding of {len(self.stores['train'])} training crops: the centre of its "
-                    f"targets ({time.perf_counter() - t1:.1f} s)")
         self.steps_per_epoch = _n_batches(len(self.stores["train"]), cfg.batch_size)
 
     def has_split(self, split: str) -> bool:
@@ -470,6 +465,12 @@ class ImageTask(_TaskBase):
         from .features import autocast_context
 
         cfg, store = self.cfg, self.stores["train"]
+        if self.distiller is not None and self.distiller.embed_center and self.distiller.center is None:
+            # once per run: a resumed run has it from last_state.pt (no RNG is drawn here, so resume stays exact)
+            t1 = time.perf_counter()
+            self.distiller.fit_center(store.x)
+            say(f"  teacher's mean embedding of {len(store)} training crops: the centre of its targets "
+                f"({time.perf_counter() - t1:.1f} s)")
         self._train_mode()
         if self.distiller is not None:
             self.distiller.train()

@@ -202,7 +202,7 @@ def test_resume_equals_uninterrupted(bd_manifest, tmp_path, mode):
     kw = dict(data=bd_manifest, mode=mode, size=32, epochs=3, batch_size=8, precision="fp32", patience=0,
               ordinal="corn", **FAST)
     if mode == "finetune":
-        kw.update(model="squeezenet1_1", pretrained=False, lr=3e-3, mixup=0.4)
+        kw.update(model="squeezenet1_1", pretrained=False, lr=3e-3, mixup=0.4, ema=0.9)
     else:
         kw.update(model="mobilenet_v2", aug_views=1, hidden=(8,), dropout=(0.3,), lr=1e-2)
     full = train(project=tmp_path, name="full", **kw)
@@ -316,3 +316,33 @@ def test_mixup_changes_what_the_model_sees(bd_manifest, tmp_path):
     a = _weights(train(name="plain", **kw).run_dir)
     b = _weights(train(name="mixup", mixup=0.4, **kw).run_dir)
     assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ema_checkpoint_is_the_moving_average_of_every_step(bd_manifest, tmp_path, monkeypatch):
+    """--ema D saves e_1 = w_1, e_t = D e_(t-1) + (1 - D) w_t over the weights w_t after each step, BN buffers too."""
+    from torch.optim.swa_utils import AveragedModel
+
+    seen = []
+    update = AveragedModel.update_parameters
+
+    def spy(self, model):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return update(self, model)
+
+    monkeypatch.setattr(AveragedModel, "update_parameters", spy)
+    d = 0.8
+    res = train(data=bd_manifest, model="mobilenet_v2", mode="finetune", pretrained=False, size=32, epochs=1,
+                batch_size=16, lr=1e-3, precision="fp32", patience=0, ema=d, project=tmp_path, **FAST)
+    assert len(seen) == 120 // 16 + 1  # 120 training images, batches of 16: 8 steps
+    want = dict(seen[0])
+    for w in seen[1:]:
+        want = {k: d * want[k] + (1 - d) * w[k] if w[k].is_floating_point() else w[k] for k in w}
+    got = _weights(res.run_dir)
+    floats = [k for k in got if got[k].is_floating_point()]
+    assert any(k.endswith("running_var") for k in floats)
+    for k in floats:
+        assert torch.allclose(got[k], want[k], atol=1e-6), k
+    assert any(not torch.allclose(got[k], seen[-1][k], atol=1e-4) for k in floats)  # not the raw last weights
+    assert res.metrics["ema"] == d
+    with pytest.raises(ConfigError, match="--ema is the decay"):
+        train(data=bd_manifest, model="squeezenet1_1", mode="finetune", ema=1.0, project=tmp_path)

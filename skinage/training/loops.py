@@ -150,6 +150,11 @@ class _TaskBase:
         self.model = model
         self.data = run.data
 
+    @property
+    def net(self):
+        """The weights that are scored, saved and exported (ImageTask: the moving average under ``--ema``)."""
+        return self.model
+
     def extra_state(self):
         return None
 
@@ -162,15 +167,16 @@ class _TaskBase:
     def save(self, stem: Path, epoch: int) -> None:
         from ..models.checkpoint import save_checkpoint
 
-        self.model.to(memory_format=torch.contiguous_format)
-        save_checkpoint(self.model, self.run.ckpt_meta(epoch + 1), stem)
+        net = self.net
+        net.to(memory_format=torch.contiguous_format)
+        save_checkpoint(net, self.run.ckpt_meta(epoch + 1), stem)
         if getattr(self, "channels_last", False):
-            self.model.to(memory_format=torch.channels_last)
+            net.to(memory_format=torch.channels_last)
 
     def load_weights(self, path: Path) -> None:
         from safetensors.torch import load_file
 
-        self.model.load_state_dict(load_file(str(path)), strict=True)
+        self.net.load_state_dict(load_file(str(path)), strict=True)
 
     def model_state(self) -> dict:
         return {k: v.detach().clone().contiguous() for k, v in self.model.state_dict().items()}
@@ -426,6 +432,17 @@ class ImageTask(_TaskBase):
                                                 precision=run.precision, device=run.device,
                                                 channels_last=self.channels_last)
         self.steps_per_epoch = _n_batches(len(self.stores["train"]), cfg.batch_size)
+        self.ema = None
+        if cfg.ema > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            # batch-norm statistics are averaged too (use_buffers), so the average is a model of its own
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+            self.ema.requires_grad_(False)
+
+    @property
+    def net(self):
+        return self.model if self.ema is None else self.ema.module
 
     def has_split(self, split: str) -> bool:
         return split in self.stores and len(self.stores[split]) > 0
@@ -440,11 +457,22 @@ class ImageTask(_TaskBase):
         return ps
 
     def extra_state(self):
-        return None if self.distiller is None else self.distiller.state()
+        return {"distiller": None if self.distiller is None else self.distiller.state(),
+                "ema": None if self.ema is None else
+                {k: v.detach().clone().contiguous() for k, v in self.ema.state_dict().items()}}
 
     def load_extra_state(self, st) -> None:
-        if self.distiller is not None and st is not None:
-            self.distiller.load_state(st)
+        if st is None:
+            return
+        if "distiller" not in st and "ema" not in st:  # written before --ema existed: the distiller's state
+            st = {"distiller": st, "ema": None}
+        if self.distiller is not None and st["distiller"] is not None:
+            self.distiller.load_state(st["distiller"])
+        if self.ema is not None:
+            if st.get("ema") is None:
+                raise RuntimeError("this run's last_state.pt holds no moving average of the weights (--ema); "
+                                   "resume it with the --ema it was started with")
+            self.ema.load_state_dict(st["ema"])
 
     def _train_mode(self) -> None:
         self.model.train()
@@ -500,6 +528,8 @@ class ImageTask(_TaskBase):
             loss.backward()
             opt.step()
             sched.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             with torch.no_grad():
                 pred = torch.from_numpy(predict_labels(self.model.probs_from_outputs(out.detach()).cpu().numpy(), cfg.ordinal))
             tot_loss += float(loss.detach()) * len(y)
@@ -516,14 +546,15 @@ class ImageTask(_TaskBase):
         from .augment import to_float
         from .features import autocast_context
 
-        self.model.eval()
+        net = self.net
+        net.eval()
         outs = []
         for s in range(0, len(x_uint8), batch_size):
             x = to_float(x_uint8[s:s + batch_size]).to(self.run.device)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast_context(self.run.precision, self.run.device):
-                outs.append(self.model(x).float().cpu())
+                outs.append(net(x).float().cpu())
         return torch.cat(outs) if outs else torch.zeros((0, self.data.K))
 
     def evaluate(self, split: str):
@@ -531,12 +562,12 @@ class ImageTask(_TaskBase):
         out = self.predict_outputs(store.x)
         with torch.no_grad():
             loss = float(self.loss_fn(out, store.y))
-            probs = self.model.probs_from_outputs(out).numpy()
+            probs = self.net.probs_from_outputs(out).numpy()
         return loss, probs, store.y.numpy()
 
     def extra_metrics(self) -> dict:
         out = {"crop_load_seconds": round(self.load_seconds, 2), "unfreeze": self.cfg.unfreeze,
-               "augment": self.cfg.augment}
+               "augment": self.cfg.augment, "ema": self.cfg.ema}
         if self.distiller is not None:
             out["teacher"] = self.distiller.describe()
         return out

@@ -85,6 +85,7 @@ class TrainConfig:
     margin: float = field(default=0.0, metadata={"help": "extra margin around the bounding box, as a fraction of its size"})
     square: bool = field(default=False, metadata={"help": "square the bounding box before cropping"})
     mixup: float = field(default=0.0, metadata={"help": "finetune/distill: mix pairs of training images with a Beta(a, a) weight, a = this value (0 = off); in distill mode the teacher labels the mixed image (function matching)"})
+    ema: float = field(default=0.0, metadata={"help": "finetune/distill: keep an exponential moving average of the weights, updated after every step with this decay (e.g. 0.995: a memory of about 1 / (1 - 0.995) = 200 steps); validation, checkpoints, evaluate and export use the average (0 = off)"})
     tta: str = field(default="none", metadata={"help": "finetune/distill: test-time augmentation of the validation and test scoring, kept in the checkpoint (so evaluate, predict and export use it): none, or flip (mean of the outputs of the image and its mirror; twice the inference cost)", "choices": ("none", "flip")})
     aug_views: int = field(default=0, metadata={"help": "feature mode: augmented views per training image added to the cache"})
     augment: str = field(default="flip,rotate,jitter,crop", metadata={"help": "augmentation steps: any of flip, rotate, jitter, crop, or none"})
@@ -306,6 +307,10 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         say("  note: --mixup applies to finetune/distill only (feature mode trains on cached embeddings)")
     if cfg.aug_views < 0:
         raise ConfigError("--aug-views must be >= 0")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ConfigError(f"--ema is the decay of the moving average per step, in [0, 1) (e.g. 0.995; 0 = off), not {cfg.ema}")
+    if cfg.ema > 0 and cfg.mode == "feature":
+        say("  note: --ema applies to finetune/distill only (feature mode trains a small head on cached embeddings)")
     if cfg.tta != "none" and cfg.mode == "feature":
         raise ConfigError("--tta applies to finetune/distill (feature mode scores cached embeddings of the plain image); "
                           "for a feature-mode run use `skinage evaluate RUN --tta flip` or `skinage export RUN --tta flip`")

@@ -709,6 +709,10 @@ def targets_block(entries: list[dict]) -> list[str]:
         if teacher and teacher.get("test") and teacher["test"].get("n") != s["test"].get("n"):
             out.append(f"- student {s['name']} vs teacher {teacher['name']}: not compared (the teacher's run was redone "
                        f"since, on another split: {teacher['test'].get('n')} vs {s['test'].get('n')} test images)")
+        elif teacher and teacher.get("test") and (teacher.get("date") or "") > (s.get("date") or ""):
+            # dates are "YYYY-MM-DD HH:MM UTC": in that form text order is time order
+            out.append(f"- student {s['name']} vs teacher {teacher['name']}: not compared (the teacher's run was redone "
+                       f"on {teacher.get('date')}, after this student learnt from its earlier weights)")
         elif teacher and teacher.get("test"):
             gap = teacher["test"]["qwk"] - s["test"]["qwk"]
             ts, ss = (teacher.get("size_bytes") or {}).get("onnx int8"), (s.get("size_bytes") or {}).get("onnx int8")

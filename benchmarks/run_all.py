@@ -854,10 +854,18 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   column "test n") were made on 2026-11-22 with manifests written by an earlier version of the
   splitting code; runs with 555 test images use the split the current code writes (70/15/15 exactly).
   Figures from the two are not strictly comparable, and the "best model" below is chosen by validation
-  QWK across both. `make bench` redoes every run on the current split. Re-running the best recipe
-  (utk4_mnv2_finetune224_mixup) on the current split gave test accuracy 0.640 and QWK 0.814, against
-  0.654 and 0.821 on the earlier split (its best epoch moved from 11 to 6): expect differences of
-  about 0.01 between re-runs; the bf16 fine-tuning here did not repeat bit for bit.
+  QWK across both. `make bench` redoes every run on the current split.
+- **Re-runs move by about 0.01.** The best recipe without averaging (utk4_mnv2_finetune224_mixup) gave test
+  accuracy 0.654 and QWK 0.821 on the earlier split, then 0.640 / 0.814 on the current split, and 0.638 /
+  0.806 on the same split on another machine (the table shows the last; its best epoch moved from 11 to 6
+  to 9). On one machine a run repeats bit for bit (the EMA run below trained with exactly the same losses
+  epoch by epoch); across machines the bf16 fine-tuning does not.
+- **Averaging the weights** (utk4_mnv2_finetune224_mixup_ema: the same recipe, the same training
+  trajectory, `--ema 0.995`) had the lower validation loss in every epoch from the 7th (0.377-0.391 vs
+  0.397-0.408) and the higher validation QWK in all of them but one (0.835-0.841 vs 0.820-0.835; epoch 9:
+  0.8346 vs 0.8349), so it is the best model by validation QWK.
+  The average lags early in the run (epoch 3: QWK 0.57 vs 0.77), when it still holds much of the
+  starting weights.
 - *forehead* uses a fixed band at the top of the aligned UTKFace crops (x 0.15-0.85, y 0-0.25 of the
   image). The alignment cuts most of the forehead off, so the band holds the lower forehead, the
   eyebrows and often hair: the closest real analogue of a forehead crop available here, not a

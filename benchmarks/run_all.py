@@ -463,6 +463,8 @@ def utk_specs(quick: bool) -> list[RunSpec]:
         # the exported graph, twice the latency); it competes for "best model" on validation QWK like any run
         RunSpec("utk4_mnv2_finetune224_mixup_tta", "utk4", "mobilenet_v2", "finetune", quick=False,
                 label="flip TTA", base="utk4_mnv2_finetune224_mixup", tta="flip"),
+        RunSpec("utk4_mnv2_finetune224_mixup_ema_tta", "utk4", "mobilenet_v2", "finetune", quick=False,
+                label="EMA, flip TTA", base="utk4_mnv2_finetune224_mixup_ema", tta="flip"),
         # students last, so that "best:utk4" is chosen among every teacher above (by validation QWK).
         # A student from scratch learns slowly: 8 epochs left its validation QWK still rising steeply
         # (0.03 -> 0.52), and 25 epochs at 160 px with the teacher fed the same 160 px crop left it

@@ -21,7 +21,7 @@ fp32 agreement >= 98 % and accuracy loss <= 1 point on the utkface-age test spli
 
 Writes ``benchmarks/results/bench_infer.json`` and ``benchmarks/results/bench_infer.md``.
 Heavy: run it as ``flock /tmp/skinage-heavy.lock python benchmarks/bench_infer.py``. The committed results:
-``python benchmarks/bench_infer.py --run runs/bench/runs/utk4_mnv2_finetune224_mixup --repeats 100
+``python benchmarks/bench_infer.py --run runs/bench/runs/utk4_mnv2_finetune224_mixup_ema --repeats 100
 --int8-search-budget 6`` (the run of ``benchmarks/run_all.py``; speed part: ``skinage export --int8`` defaults for every model; the
 target speed-up is the trained run's ``--int8-search`` file timed beside eager PyTorch).
 """

@@ -877,6 +877,8 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   0.8346 vs 0.8349), so it is the best model by validation QWK.
   The average lags early in the run (epoch 3: QWK 0.57 vs 0.77), when it still holds much of the
   starting weights.
+  Trained for 16 epochs instead of 12 (utk4_mnv2_finetune224_mixup_ema16), the average peaked lower
+  (val QWK 0.835) and its validation loss rose after epoch 9: 12 epochs stay the recipe.
 - **Flip TTA did not win on validation** for either set of weights (val QWK 0.831 vs 0.835, 0.827 vs
   0.841), so neither TTA row is "best", although the EMA one scores the highest test QWK (0.818): the
   test split is not used to choose.

@@ -433,6 +433,8 @@ def _utk_manifests(ctx: "Ctx") -> dict[str, Path]:
 def utk_specs(quick: bool) -> list[RunSpec]:
     feat = {"epochs": 60}
     ft = {"epochs": 8, "size": 160}
+    mixup224 = {"epochs": 12, "size": 224, "hidden": (256,), "dropout": (0.3,), "weight_decay": 0.05,
+                "ordinal": "corn", "mixup": 0.2}
     specs = [
         RunSpec("utk4_mnv2_feature", "utk4", "mobilenet_v2", "feature", feat, candidates=FEATURE_HEADS),
         RunSpec("utk4_effl0_feature", "utk4", "efficientnet_lite0", "feature", feat, candidates=FEATURE_HEADS),
@@ -450,15 +452,12 @@ def utk_specs(quick: bool) -> list[RunSpec]:
                  "ordinal": "corn"}, quick=False),
         # a third setting, fixed in advance against the 224 px run's remaining over-fitting (train acc
         # 0.83 vs val 0.66 at epoch 10): the same recipe with mixup 0.2 and 12 epochs
-        RunSpec("utk4_mnv2_finetune224_mixup", "utk4", "mobilenet_v2", "finetune",
-                {"epochs": 12, "size": 224, "hidden": (256,), "dropout": (0.3,), "weight_decay": 0.05,
-                 "ordinal": "corn", "mixup": 0.2}, quick=False),
+        RunSpec("utk4_mnv2_finetune224_mixup", "utk4", "mobilenet_v2", "finetune", mixup224, quick=False),
         # a fourth setting, fixed in advance: the mixup recipe with a moving average of the weights (--ema 0.995 per
         # step: a memory of ~200 steps, 2.5 of its 81-step epochs). Its validation QWK peaked at epoch 6 of 12 while
         # the learning rate was still high, where single-epoch weights are noisiest; the average smooths them
-        RunSpec("utk4_mnv2_finetune224_mixup_ema", "utk4", "mobilenet_v2", "finetune",
-                {"epochs": 12, "size": 224, "hidden": (256,), "dropout": (0.3,), "weight_decay": 0.05,
-                 "ordinal": "corn", "mixup": 0.2, "ema": 0.995}, quick=False, label="EMA"),
+        RunSpec("utk4_mnv2_finetune224_mixup_ema", "utk4", "mobilenet_v2", "finetune", {**mixup224, "ema": 0.995},
+                quick=False, label="EMA"),
         # the same weights with flip test-time augmentation (mean of each face and its mirror image; built into
         # the exported graph, twice the latency); it competes for "best model" on validation QWK like any run
         RunSpec("utk4_mnv2_finetune224_mixup_tta", "utk4", "mobilenet_v2", "finetune", quick=False,
@@ -466,8 +465,7 @@ def utk_specs(quick: bool) -> list[RunSpec]:
         # fixed in advance from the EMA run's validation curve: the average did not degrade late (QWK 0.838-0.840 at
         # epochs 10-12 where the raw weights fell to 0.826), so the same recipe gets 16 epochs to use
         RunSpec("utk4_mnv2_finetune224_mixup_ema16", "utk4", "mobilenet_v2", "finetune",
-                {"epochs": 16, "size": 224, "hidden": (256,), "dropout": (0.3,), "weight_decay": 0.05,
-                 "ordinal": "corn", "mixup": 0.2, "ema": 0.995}, quick=False, label="EMA, 16 ep"),
+                {**mixup224, "ema": 0.995, "epochs": 16}, quick=False, label="EMA, 16 ep"),
         RunSpec("utk4_mnv2_finetune224_mixup_ema_tta", "utk4", "mobilenet_v2", "finetune", quick=False,
                 label="EMA, flip TTA", base="utk4_mnv2_finetune224_mixup_ema", tta="flip"),
         # students last, so that "best:utk4" is chosen among every teacher above (by validation QWK).

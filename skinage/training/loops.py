@@ -44,6 +44,11 @@ def _score(metrics: dict, loss: float, select: str, ordered: bool) -> tuple[floa
     return (round(float(metrics.get(select, metrics["accuracy"])), 10), -float(loss))
 
 
+def _copy_state(module: nn.Module) -> dict:
+    """A detached copy of ``module.state_dict()`` (for ``last_state.pt``)."""
+    return {k: v.detach().clone().contiguous() for k, v in module.state_dict().items()}
+
+
 def _check_interrupt(cfg, epoch: int, b: int, nb: int) -> None:
     if cfg.interrupt_at is not None and epoch + (b + 1) / nb >= cfg.interrupt_at - 1e-9:
         raise TrainingInterrupted(f"interrupted at epoch {epoch + (b + 1) / nb:.2f} (interrupt_at)")
@@ -179,7 +184,7 @@ class _TaskBase:
         self.net.load_state_dict(load_file(str(path)), strict=True)
 
     def model_state(self) -> dict:
-        return {k: v.detach().clone().contiguous() for k, v in self.model.state_dict().items()}
+        return _copy_state(self.model)
 
     def load_state(self, sd: dict) -> None:
         self.model.load_state_dict(sd, strict=True)
@@ -458,8 +463,7 @@ class ImageTask(_TaskBase):
 
     def extra_state(self):
         return {"distiller": None if self.distiller is None else self.distiller.state(),
-                "ema": None if self.ema is None else
-                {k: v.detach().clone().contiguous() for k, v in self.ema.state_dict().items()}}
+                "ema": None if self.ema is None else _copy_state(self.ema)}
 
     def load_extra_state(self, st) -> None:
         if st is None:
@@ -468,10 +472,7 @@ class ImageTask(_TaskBase):
             st = {"distiller": st, "ema": None}
         if self.distiller is not None and st["distiller"] is not None:
             self.distiller.load_state(st["distiller"])
-        if self.ema is not None:
-            if st.get("ema") is None:
-                raise RuntimeError("this run's last_state.pt holds no moving average of the weights (--ema); "
-                                   "resume it with the --ema it was started with")
+        if self.ema is not None:  # --resume takes --ema from args.yaml: a run with an average saved one
             self.ema.load_state_dict(st["ema"])
 
     def _train_mode(self) -> None:

@@ -145,6 +145,7 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
         time_alternating, torch_one_thread_fn, ExportConfig
     from skinage.config import build_config
     from skinage.export.predict import INPUT_NAME, ort_session, read_onnx_metadata
+    from skinage.models.decode import predict_labels
 
     settings = {"--int8": {"int8": True}}  # skinage export's defaults
     for b in search_budgets if search else ():
@@ -157,6 +158,7 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
                      calib_images=calib_n, repeats=5, seed=seed, **opts)
         exports[name] = (res, round(time.perf_counter() - t0, 1))
     model, meta, _, _ = _resolve(build_config(ExportConfig, {}, run=str(run)))
+    rule = meta.get("ordinal") or None
     manifest = find_manifest(run, meta)
     data = {}
     for split in ("val", "test"):
@@ -196,9 +198,11 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
                "speedup_vs_eager": eager / timing[key]["median_ms"]}
         for split, (x, y) in data.items():
             p32, p8 = probs[split]["onnx fp32"], probs[split][key]
-            row[f"{split}_agreement"] = float((p8.argmax(1) == p32.argmax(1)).mean())
-            row[f"{split}_fp32_accuracy"] = float((p32.argmax(1) == y).mean())
-            row[f"{split}_int8_accuracy"] = float((p8.argmax(1) == y).mean())
+            # classes by the head's own rule (the rank of an ordinal head), as evaluate and predict read them
+            c32, c8 = predict_labels(p32, rule), predict_labels(p8, rule)
+            row[f"{split}_agreement"] = float((c8 == c32).mean())
+            row[f"{split}_fp32_accuracy"] = float((c32 == y).mean())
+            row[f"{split}_int8_accuracy"] = float((c8 == y).mean())
             row[f"{split}_images"] = int(len(x))
         row["accuracy_change"] = row["test_int8_accuracy"] - row["test_fp32_accuracy"]
         rows_out.append(row)

@@ -298,6 +298,7 @@ def extract_eval(ev: dict) -> dict:
         "n_test_images": ev.get("n_images"), "n_test_persons": ev.get("n_persons"),
         "bootstrap_unit": (ev.get("bootstrap") or {}).get("unit"),
         "baselines_skipped": ev.get("baselines_skipped"),
+        "class_rule": ev.get("decision_rule"),  # how the model's class was read from its probabilities
     }
     person = ev.get("person") or {}
     if person.get("model"):
@@ -340,12 +341,46 @@ def _tta_spec(spec: RunSpec, ctx: "Ctx", done: dict, earlier: list | None) -> di
     return entry
 
 
+def _rescore_spec(spec: RunSpec, ctx: "Ctx", done: dict, earlier: list | None) -> dict:
+    """``--rescore``: the run folder of an earlier entry evaluated and exported again with the current code, no
+    training. The training figures (validation QWK, best epoch, time), the options, the teacher and the date of
+    the training stay those of the earlier entry; ``rescored`` records when and how it was scored again."""
+    from skinage.export.onnx import export
+
+    pool = {e["name"]: e for e in (earlier or [])}
+    pool.update(done)
+    base = pool.get(spec.name)
+    if not base or not (Path(base.get("run", "")) / "weights").is_dir():
+        raise RuntimeError(f"--rescore: {spec.name} has no run folder here to score again; train it first "
+                           f"(the same --runs without --rescore)")
+    run_dir = Path(base["run"])
+    say(f"\n== {spec.name}: the run folder {run_dir} scored again (no training)")
+    mp = run_dir / "metrics.json"
+    tm = json.loads(mp.read_text()) if mp.exists() else {}
+    ev = _evaluate(run_dir, ctx.seed, **spec.eval_options)
+    ex = None
+    try:
+        ex = export(str(run_dir), int8=True, repeats=30 if ctx.quick else 100)
+    except Exception as e:  # noqa: BLE001 - the figures stand without the export
+        say(f"{spec.name}: export failed: {e}")
+    entry = _model_entry(spec, run_dir, ev, ex, float(base.get("train_time_s") or 0.0), tm)
+    for k in ("options", "teacher", "selection", "command", "date"):
+        if k in base:
+            entry[k] = base[k]
+    entry["rescored"] = {"date": _now(), "command": ctx.command}
+    t = entry.get("test") or {}
+    say(f"== {spec.name}: test acc {_fci(t, 'accuracy')}  qwk {_fci(t, 'qwk')}  (scored again)")
+    return entry
+
+
 def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict, earlier: list | None = None) -> dict:
     from skinage.export.onnx import export
     from skinage.training.train import train
 
     if spec.base:
         return _tta_spec(spec, ctx, done, earlier)
+    if ctx.rescore:
+        return _rescore_spec(spec, ctx, done, earlier)
     opts = dict(spec.options)
     if spec.teacher:
         task = spec.teacher.split(":", 1)[1]
@@ -593,6 +628,7 @@ class Ctx:
     machine: dict
     manifests: dict = field(default_factory=dict)
     collect_speed: bool = False
+    rescore: bool = False
 
     def save_partial(self, name: str, body: dict) -> None:
         p = RESULTS / f"{name}.json"
@@ -662,6 +698,7 @@ def model_table(entries: list[dict]) -> list[str]:
     lines = ["| run | model | mode | px | head | weights | val QWK | test n | test acc [95% CI] | macro-F1 | QWK [95% CI] | "
              "MAE | train s | int8 MB | int8 ms | int8 agrees | > baselines |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    marked = False
     for e in entries:
         t = e.get("test") or {}
         beats = []
@@ -673,12 +710,20 @@ def model_table(entries: list[dict]) -> list[str]:
                 beats.append(False)
         verdict = "–" if not beats else ("yes" if all(beats) else "**no**")
         mode = e["mode"] + (f" ({e['label']})" if e.get("label") else "")
+        # an ordinal head scored (before the rank rule reached evaluate) by its most probable class
+        old_rule = bool((e.get("options") or {}).get("ordinal")) and not e.get("class_rule")
+        marked |= old_rule
         lines.append(
-            f"| {e['name']} | {e['model']} | {mode} | {e.get('input_size') or '–'} | {_head(e)} | "
+            f"| {e['name']}{' †' if old_rule else ''} | {e['model']} | {mode} | {e.get('input_size') or '–'} | {_head(e)} | "
             f"{_weights(e)} | {_f((e.get('val') or {}).get('qwk'))} | {t.get('n') or '–'} | {_fci(t, 'accuracy')} | "
             f"{_f(t.get('f1_macro'))} | {_fci(t, 'qwk')} | {_f(t.get('mae'))} | {_f(e.get('train_time_s'), 0)} | "
             f"{_size(e, 'onnx int8')} | {_lat(e, 'onnx int8')} | "
             f"{'–' if e.get('int8_agreement') is None else '%.1f %%' % (100 * e['int8_agreement'])} | {verdict} |")
+    if marked:
+        lines += ["", "† an ordinal head scored before 2026-12-02: its test figures and int8 agreement read each "
+                      "image's class as the most probable one, not as its rank (the number of k with P(y > k) > 0.5), "
+                      "the rule training chose its best epoch by and that evaluate, export and predict use now. Its run "
+                      "folder was not on the machine where the other runs were scored again (`--rescore`)."]
     return lines
 
 
@@ -975,6 +1020,9 @@ def main(argv=None) -> int:
     ap.add_argument("--collect-speed", action="store_true",
                     help="speed section: collect the speed benchmarks' existing JSON results instead of re-running them")
     ap.add_argument("--table-only", action="store_true", help="only rebuild RESULTS.md from the JSON files")
+    ap.add_argument("--rescore", action="store_true",
+                    help="with --runs: evaluate and export the existing run folders again with the current code "
+                         "(no training; the training figures and date are kept)")
     ap.add_argument("--list", action="store_true", help="list the sections and runs, then stop")
     a = ap.parse_args(argv)
     if a.list:
@@ -1002,7 +1050,9 @@ def main(argv=None) -> int:
     ctx = Ctx(data=a.data.resolve(), work=a.work.resolve(), seed=a.seed, quick=a.quick,
               runs={r for r in a.runs.split(",") if r},
               command="python benchmarks/run_all.py " + " ".join(shlex.quote(x) for x in argv_s),
-              machine=machine_info(), collect_speed=a.collect_speed)
+              machine=machine_info(), collect_speed=a.collect_speed, rescore=a.rescore)
+    if a.rescore and not ctx.runs:
+        ap.error("--rescore needs --runs NAME[,NAME...]: the run folders to score again")
     status = 0
     for name in chosen:
         say(f"\n######## section {name} ({_now()})")

@@ -266,3 +266,47 @@ def test_evaluate_with_flip_tta(tmp_path):
     assert np.allclose(pred[[f"p_{j}" for j in range(3)]].to_numpy(), want, atol=1e-4)
     assert (out / "gradcam_right.png").is_file()  # Grad-CAM runs with the model's tta switched off
     assert "test-time augmentation" in (out / "report.html").read_text()
+
+
+def test_ordinal_head_is_scored_by_its_rank_not_its_argmax():
+    """Rows where the most probable class is not the rank (the number of P(y > k) above 0.5)."""
+    from skinage.evaluation.evaluate import score_predictions
+
+    probs = np.array([[0.30, 0.30, 0.40],   # P(y>0)=.70, P(y>1)=.40 -> rank 1 (argmax 2)
+                      [0.45, 0.10, 0.45],   # P(y>0)=.55, P(y>1)=.45 -> rank 1 (argmax 0)
+                      [0.60, 0.30, 0.10],   # rank 0 = argmax 0
+                      [0.05, 0.15, 0.80]])  # rank 2 = argmax 2
+    y = np.array([1, 1, 0, 2])
+    subjects = np.array(["a", "b", "c", "d"])
+    rank = score_predictions(y, probs, subjects, CLASSES, True, n_boot=50, ordinal_head="corn")
+    plain = score_predictions(y, probs, subjects, CLASSES, True, n_boot=50)
+    assert rank["image"]["model"]["accuracy"] == 1.0      # 1, 1, 0, 2: all four right
+    assert plain["image"]["model"]["accuracy"] == 0.5     # 2, 0, 0, 2: two right
+    assert rank["image"]["model"]["mae"] == 0.0 and plain["image"]["model"]["mae"] == 0.5
+
+
+def test_evaluate_reproduces_the_validation_figure_training_chose_by(tmp_path):
+    """A CORN run: `evaluate --split val` gives the accuracy / QWK training recorded for its best epoch, and the
+    export's parity table the same accuracy - one rule for the class everywhere."""
+    from skinage.evaluation.evaluate import evaluate
+    from skinage.export.onnx import export
+    from skinage.models.decode import predict_labels
+    from skinage.training.train import train
+
+    manifest = _manifest(tmp_path, n_subjects=36)
+    run = train(data=manifest, model="squeezenet1_1", mode="finetune", epochs=3, size=32, pretrained=False,
+                ordinal="corn", precision="fp32", lr=3e-3, project=tmp_path / "runs", progress=False, threads=1,
+                warmup=0.0)
+    res = evaluate(run, split="val", out=str(tmp_path / "ev"), **dict(FAST, gradcam=0, embedding="none"))
+    pred = pd.read_csv(tmp_path / "ev" / "eval_predictions.csv")
+    p = pred[[f"p_{j}" for j in range(3)]].to_numpy()
+    # the check can fail: this model has validation rows whose most probable class is not their rank
+    assert (p.argmax(1) != predict_labels(p, "corn")).any(), "no row tells the two rules apart"
+    assert (pred["pred"].to_numpy() == predict_labels(p, "corn")).all()
+    val = run.metrics["val"]
+    got = res.metrics["image"]["model"]
+    assert got["accuracy"] == pytest.approx(val["accuracy"], abs=1e-9)
+    assert got["qwk"] == pytest.approx(val["qwk"], abs=1e-9)
+    ex = export(str(run), check_split="val", repeats=2)
+    torch_row = next(r for r in ex["rows"] if r["format"] == "pytorch fp32")
+    assert torch_row["accuracy"] == pytest.approx(val["accuracy"], abs=1e-9)

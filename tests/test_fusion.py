@@ -34,6 +34,15 @@ def test_fusion_by_hand():
     assert (probs.argmax(1) == np.array(labels)).mean() == pytest.approx(3 / 6)
 
 
+def test_fusion_of_an_ordinal_head_takes_the_rank_of_the_mean():
+    # person a: mean = [0.333, 0.233, 0.433]; P(y>0) = 0.667, P(y>1) = 0.433 -> rank 1 (its argmax is 2)
+    # person b: mean = [0.1, 0.6, 0.3]; P(y>0) = 0.9, P(y>1) = 0.3 -> rank 1, as its argmax
+    probs = np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.0, 0.1, 0.9], [0.2, 0.5, 0.3], [0.0, 0.7, 0.3]])
+    f = fuse_persons(probs, [1, 1, 1, 1, 1], ["a", "a", "a", "b", "b"], ordinal_head="corn")
+    assert f.table["pred"].tolist() == [1, 1]
+    assert fuse_persons(probs, [1] * 5, ["a", "a", "a", "b", "b"]).table["pred"].tolist() == [2, 1]
+
+
 def test_majority_label_wins():
     f = fuse_persons(np.full((3, 2), 0.5), [1, 1, 0], ["x", "x", "x"])
     assert f.table["label"].tolist() == [1] and f.n_label_disagreements == 1

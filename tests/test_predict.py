@@ -150,3 +150,41 @@ def test_missing_inputs_and_bad_model(tiny, tmp_path, capsys):
     assert [r["status"] for r in rows] == ["error", "ok"] and rows[0]["error"] == "file not found"
     assert main(["predict", str(tmp_path / "nomodel.onnx"), str(tiny["folder"])]) == 2
     assert "no ONNX file" in capsys.readouterr().err
+
+
+class _ConstantPredictor:
+    """Every image gets [0.3, 0.3, 0.4]: most probable class 2, rank 1 (P(y>0) = 0.7, P(y>1) = 0.4)."""
+
+    classes = ["low", "mid", "high"]
+    preprocessing = {"input_size": SIZE}
+
+    def __init__(self, ordinal):
+        self.ordinal = ordinal
+
+    def __call__(self, pixels):
+        return np.tile([0.3, 0.3, 0.4], (len(pixels), 1))
+
+
+@pytest.mark.parametrize("ordinal,level", [(None, 2), ("corn", 1), ("coral", 1)])
+def test_predict_reads_the_class_by_the_heads_rule(tiny, ordinal, level):
+    from skinage.export.predict import collect_inputs, group_rows, predict_items
+
+    items, _ = collect_inputs([str(tiny["folder"])])
+    rows = predict_items(_ConstantPredictor(ordinal), items)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert len(ok) == len(rows) - 1  # the corrupt image is an error row
+    assert {r["level"] for r in ok} == {level} and {r["confidence"] for r in ok} == {[0.3, 0.3, 0.4][level]}
+    fused = group_rows(ok, _ConstantPredictor.classes, "subject", ordinal)
+    assert {g["level"] for g in fused} == {level}
+
+
+def test_onnx_predictor_knows_the_ordinal_head(tmp_path):
+    from skinage.export.onnx import export_onnx
+    from skinage.export.predict import OnnxPredictor, read_onnx_metadata
+    from skinage.models.checkpoint import load_checkpoint
+
+    t = make_tiny_run(tmp_path, ordinal="corn")
+    model, meta = load_checkpoint(t["run"])
+    path = export_onnx(model, meta, tmp_path / "corn.onnx")
+    assert OnnxPredictor(path).ordinal == "corn"
+    assert read_onnx_metadata(path)["output"]["class_rule"].startswith("rank")

@@ -37,6 +37,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from ..models.decode import decision_rule, predict_labels
 from ..utils import atomic_write, atomic_write_json, say
 from .baselines import label_source_columns, run_baselines
 from .bootstrap import bootstrap_ci, paired_bootstrap_difference
@@ -177,7 +178,7 @@ def _subjects(df) -> np.ndarray:
 
 
 def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, baselines: dict | None = None,
-                      n_boot: int = 1000, seed: int = 0) -> dict:
+                      n_boot: int = 1000, seed: int = 0, ordinal_head: str | None = None) -> dict:
     """Every figure of an evaluation from labels and probabilities (model and baselines).
 
     Parameters
@@ -197,8 +198,9 @@ def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, ba
     systems: dict[str, dict] = {}
     if probs is not None:
         probs = np.asarray(probs, dtype=float)
-        systems["model"] = {"probs": probs, "pred": probs.argmax(1), "description": "the image model",
-                            "expected": False}
+        # the model's class by its head's own rule (the rank of an ordinal head), as training chose epochs by
+        systems["model"] = {"probs": probs, "pred": predict_labels(probs, ordinal_head),
+                            "description": "the image model", "expected": False, "ordinal_head": ordinal_head}
     skipped = {}
     for name, b in (baselines or {}).items():
         if name.endswith("_skipped"):
@@ -247,7 +249,7 @@ def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, ba
         out["person"] = {}
         persons_table = None
         for name, s in systems.items():
-            f = fuse_persons(s["probs"], y, subjects)
+            f = fuse_persons(s["probs"], y, subjects, ordinal_head=s.get("ordinal_head"))
             m = _ci_metrics(f.y_true, f.probs if s["expected"] else f.y_pred, None, k, ordinal, n_boot, seed)
             m["label_disagreements"] = f.n_label_disagreements
             out["person"][name] = m
@@ -327,10 +329,9 @@ def _crops(df, idx, pre) -> np.ndarray:
                                resample=str(pre.get("interpolation") or "bilinear")) for r in recs])
 
 
-def _pick_gradcam(y, probs, n: int, ordinal: bool):
+def _pick_gradcam(y, probs, pred, n: int, ordinal: bool):
     """Indices of confident right answers (spread over classes) and of the worst wrong ones."""
-    pred = probs.argmax(1)
-    conf = probs.max(1)
+    conf = probs[np.arange(len(pred)), pred]
     right = np.flatnonzero(pred == y)
     by_class = [list(right[y[right] == c][np.argsort(-conf[right[y[right] == c]])]) for c in range(probs.shape[1])]
     pick = []
@@ -345,9 +346,11 @@ def _pick_gradcam(y, probs, n: int, ordinal: bool):
 
 
 def _write_plots(out_dir: Path, run_dir: Path | None, model, df, y, probs, emb, classes, ordinal, metrics,
-                 cfg: EvaluateConfig, pre: dict | None) -> dict:
+                 cfg: EvaluateConfig, pre: dict | None, pred=None) -> dict:
     from . import plots
 
+    if probs is not None and pred is None:
+        pred = probs.argmax(1)
     files = {}
     if "confusion" in metrics:
         files["confusion"] = plots.plot_confusion(metrics["confusion"], classes, out_dir / "confusion_matrix.png",
@@ -364,20 +367,19 @@ def _write_plots(out_dir: Path, run_dir: Path | None, model, df, y, probs, emb, 
         files["reliability"] = plots.plot_reliability(probs, y, out_dir / "reliability.png")
     if emb is not None and cfg.embedding != "none" and len(y) >= 3:
         files["embeddings"] = plots.plot_embeddings(emb, y, classes, out_dir / "embeddings.png", cfg.embedding,
-                                                    ordinal, cfg.seed, pred=probs.argmax(1))
+                                                    ordinal, cfg.seed, pred=pred)
     if model is not None and cfg.gradcam > 0 and len(y):
         import torch
 
-        right, wrong = _pick_gradcam(y, probs, cfg.gradcam, ordinal)
+        right, wrong = _pick_gradcam(y, probs, pred, cfg.gradcam, ordinal)
         for kind, idx in (("right", right), ("wrong", wrong)):
             if len(idx) == 0:
                 continue
             imgs = _crops(df, idx, pre)
             x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float().div(255.0)
-            cams, _ = plots.gradcam(model, x)
-            pred = probs[idx].argmax(1)
+            cams, _ = plots.gradcam(model, x, target=pred[idx])
             titles = [f"true {classes[y[i]]} / pred {classes[p]}\np={probs[i, p]:.2f}  {Path(str(df.iloc[i]['path'])).name[:22]}"
-                      for i, p in zip(idx, pred)]
+                      for i, p in zip(idx, pred[idx])]
             title = ("most confident right answers" if kind == "right"
                      else "worst wrong answers (largest error, then most confident)")
             files[f"gradcam_{kind}"] = plots.plot_gradcam(imgs, cams, titles, out_dir / f"gradcam_{kind}.png", title)
@@ -529,7 +531,12 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     else:
         say("  no training split found: baselines skipped (they are fitted on training rows)")
     views = df["view"].astype(str).to_numpy() if "view" in df.columns else None
-    m = score_predictions(y, probs, subjects, classes, ordinal, views, baselines, cfg.n_boot, cfg.seed)
+    ordinal_head = (meta or {}).get("ordinal") or None
+    m = score_predictions(y, probs, subjects, classes, ordinal, views, baselines, cfg.n_boot, cfg.seed,
+                          ordinal_head=ordinal_head)
+    pred = predict_labels(probs, ordinal_head) if probs is not None else None
+    if probs is not None:
+        m["decision_rule"] = decision_rule(ordinal_head)
     persons_table = m.pop("_persons_table", None)
     m.update({
         "run": str(cfg.run) if cfg.run else None,
@@ -555,7 +562,7 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
 
         pred_df = pd.DataFrame({"path": df["path"].astype(str), "subject": df["subject"].astype(str),
                                 "view": df["view"].astype(str) if "view" in df.columns else "",
-                                "label": y, "pred": probs.argmax(1)})
+                                "label": y, "pred": pred})
         for j in range(probs.shape[1]):
             pred_df[f"p_{j}"] = probs[:, j]
         with atomic_write(out_dir / "eval_predictions.csv", "w", encoding="utf-8", newline="") as f:
@@ -566,7 +573,7 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
             persons_table.to_csv(f, index=False, float_format="%.6g")
         files["persons"] = out_dir / "persons.csv"
     if cfg.plots:
-        files.update(_write_plots(out_dir, run_dir, model, df, y, probs, emb, classes, ordinal, m, cfg, pre))
+        files.update(_write_plots(out_dir, run_dir, model, df, y, probs, emb, classes, ordinal, m, cfg, pre, pred))
     m["files"] = {k: os.path.relpath(v, out_dir) for k, v in files.items()}
     mpath = out_dir / "metrics.json"
     doc = {}

@@ -2,7 +2,8 @@
 
 A person photographed from several angles should get one answer. Fusion
 averages the class probabilities of all of the person's images and takes the
-most probable class. The person's label is the label of their images; when the
+most probable class (for an ordinal head, ``ordinal_head="corn"`` / ``"coral"``, the rank of the
+averaged probabilities, see :mod:`skinage.models.decode`). The person's label is the label of their images; when the
 images disagree (a labelling inconsistency), the most frequent label wins
 (ties: the lower level) and the person is counted in ``n_label_disagreements``.
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..models.decode import predict_labels
 from .metrics import check_labels, classification_metrics
 
 __all__ = ["PersonFusion", "fuse_persons", "metrics_by_view"]
@@ -44,7 +46,7 @@ class PersonFusion:
         return classification_metrics(self.y_true, self.y_pred, n_classes or self.probs.shape[1], ordinal)
 
 
-def fuse_persons(probs, labels, subjects) -> PersonFusion:
+def fuse_persons(probs, labels, subjects, ordinal_head: str | None = None) -> PersonFusion:
     """Average each person's image probabilities into one prediction.
 
     Parameters
@@ -54,6 +56,8 @@ def fuse_persons(probs, labels, subjects) -> PersonFusion:
     labels : array-like of int (N,)
     subjects : array-like (N,)
         Person id of each image.
+    ordinal_head : None, "coral" or "corn"
+        The model's head: how the class is read from the averaged probabilities.
     """
     import pandas as pd
 
@@ -76,7 +80,7 @@ def fuse_persons(probs, labels, subjects) -> PersonFusion:
     np.add.at(votes, (codes, y), 1)
     label = votes.argmax(1)  # argmax picks the lowest index on ties
     agree = (votes > 0).sum(1) == 1
-    table = pd.DataFrame({"subject": uniq, "label": label, "pred": pmean.argmax(1), "n_images": count,
+    table = pd.DataFrame({"subject": uniq, "label": label, "pred": predict_labels(pmean, ordinal_head), "n_images": count,
                           "labels_agree": agree})
     for j in range(k):
         table[f"p_{j}"] = pmean[:, j]

@@ -47,6 +47,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from ..models.decode import decision_rule, predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
 from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session,
                       read_onnx_metadata)
@@ -156,7 +157,8 @@ def onnx_metadata(meta: dict, precision: str, run: str | None = None, extra: dic
         "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": ["N", size, size, 3], "layout": "NHWC",
                   "range": "RGB 0-255; scaling and mean/std normalisation are inside the graph"},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", len(meta["classes"])],
-                   "meaning": "class probabilities in the order of 'classes'"},
+                   "meaning": "class probabilities in the order of 'classes'",
+                   "class_rule": decision_rule(meta.get("ordinal"))},
         "precision": precision,
         "skinage_version": __version__,
         "run": run,
@@ -468,7 +470,7 @@ def _mean_kl(p: np.ndarray, ref: np.ndarray) -> float:
 
 def search_int8(q: Int8Quantizer, val_x: np.ndarray, target: float = 0.99, max_fp32_convs: int = 6,
                 max_mb: float | None = 4.0, methods: Sequence[str] = ("entropy", "percentile"),
-                start_stem_convs: int = 3, progress: bool = True) -> dict:
+                start_stem_convs: int = 3, progress: bool = True, ordinal: str | None = None) -> dict:
     """Choose, on validation images only, the calibration method and the convolutions kept fp32.
 
     1. Each calibration method in ``methods`` is tried with the head and the first
@@ -494,6 +496,7 @@ def search_int8(q: Int8Quantizer, val_x: np.ndarray, target: float = 0.99, max_f
     t0 = time.perf_counter()
     sess32 = ort_session(q.pre, 1)
     ref = _batched(lambda x: sess32.run(None, {INPUT_NAME: x})[0], val_x)
+    ref_labels = predict_labels(ref, ordinal)
     head = q.head_nodes()
     stem_nodes = q.stem_nodes(start_stem_convs)
     base = head + stem_nodes  # as without the search: the stem with the input scaling before it
@@ -510,7 +513,7 @@ def search_int8(q: Int8Quantizer, val_x: np.ndarray, target: float = 0.99, max_f
         path = q.quantize(q.dir / "candidate.onnx", method, exclude)
         s = ort_session(path, 1)
         p = _batched(lambda b: s.run(None, {INPUT_NAME: b})[0], val_x)
-        return {"agreement": float((p.argmax(1) == ref.argmax(1)).mean()), "kl": _mean_kl(p, ref),
+        return {"agreement": float((predict_labels(p, ordinal) == ref_labels).mean()), "kl": _mean_kl(p, ref),
                 "size_bytes": path.stat().st_size}
 
     stem = [c for c in stem_nodes if c in set(all_convs)]
@@ -588,11 +591,14 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     if calibration not in CALIB_METHODS:
         raise ConfigError(f"calibration must be one of {', '.join(CALIB_METHODS)}, not {calibration!r}")
+    if info is None:
+        info = json.loads(ort_session(fp32_path).get_modelmeta().custom_metadata_map[METADATA_KEY])
     search = None
     with Int8Quantizer(fp32_path, calib) as q:
         if search_val is not None and len(search_val):
             search = search_int8(q, search_val, target=search_target, max_fp32_convs=search_max_fp32_convs,
-                                 max_mb=search_max_mb, start_stem_convs=fp32_stem_convs)
+                                 max_mb=search_max_mb, start_stem_convs=fp32_stem_convs,
+                                 ordinal=info.get("ordinal") or None)
             calibration, exclude = search["method"], ([] if quantize_head else q.head_nodes()) + search["exclude"]
             exclude = list(dict.fromkeys(exclude))
         else:
@@ -602,8 +608,6 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
         int8_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(int8_path) as f:
             f.write(tmp_out.read_bytes())
-    if info is None:
-        info = json.loads(ort_session(fp32_path).get_modelmeta().custom_metadata_map[METADATA_KEY])
     quant = {"method": "onnxruntime quantize_static", "format": "QDQ", "per_channel": True,
              "weights": "int8", "activations": "uint8", "calibration_images": int(n_calib),
              "calibration_method": calibration, "fp32_nodes": len(exclude), "fp32_stem_convs": int(fp32_stem_convs)}
@@ -910,14 +914,16 @@ def _export(cfg: ExportConfig) -> dict:
     if np.abs(p_model - p_torch).max() > 1e-5:
         say("skinage export: warning: the export wrapper's probabilities differ from model.predict_proba")
 
+    rule = meta.get("ordinal") or None
+
     def acc(p):
         if check_y is None or len(p) == 0 or not (check_y >= 0).any():
             return None
         known = check_y >= 0  # -1: unknown label
-        return float((p[known].argmax(1) == check_y[known]).mean())
+        return float((predict_labels(p[known], rule) == check_y[known]).mean())
 
-    def agree(a, b):
-        return float((a.argmax(1) == b.argmax(1)).mean())
+    def agree(a, b):  # top-1: the class each predicts by the head's own rule
+        return float((predict_labels(a, rule) == predict_labels(b, rule)).mean())
 
     row_torch = {"format": "pytorch fp32", "file": Path(meta["checkpoint"]).name,
                  "size_bytes": Path(meta["checkpoint"]).stat().st_size, "agreement": None, "reference": None,

@@ -16,7 +16,10 @@ INPUT may be
   subjects and true labels are used; ``--split test`` keeps one split).
 
 Each image gets one row: class, level (the class index; the order of the
-classes), confidence and one probability per class. An image that cannot be
+classes), confidence (the probability of that class) and one probability per class.
+The class is the most probable one, or for an ordinal (CORAL / CORN) head its rank:
+the number of k with P(y > k) > 0.5, the rule training chose its best epoch by
+(:mod:`skinage.models.decode`). An image that cannot be
 read is not dropped: its row has ``status=error`` and the reason. With
 ``--group-by subject`` the views of one person are fused (mean of the
 probabilities) into one prediction per person.
@@ -45,6 +48,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args
+from ..models.decode import predict_labels
 from ..utils import atomic_write_json, atomic_write_text, say
 
 __all__ = ["PredictConfig", "predict", "load_predictor", "OnnxPredictor", "TorchPredictor",
@@ -170,6 +174,7 @@ class OnnxPredictor:
         self.session = ort_session(self.path, threads)
         self.meta = read_onnx_metadata(self.session)
         self.classes = list(self.meta["classes"])
+        self.ordinal = self.meta.get("ordinal") or None  # how the class is read from the probabilities
         self.preprocessing = dict(self.meta["preprocessing"])
         self.name = self.meta.get("model", self.path.stem)
         inputs = self.session.get_inputs()
@@ -193,6 +198,7 @@ class TorchPredictor:
         self.model, self.meta = load_checkpoint(path, which)
         self.path = Path(self.meta.get("checkpoint", path))
         self.classes = list(self.meta["classes"])
+        self.ordinal = self.meta.get("ordinal") or None  # how the class is read from the probabilities
         self.preprocessing = dict(self.meta["preprocessing"])
         self.name = self.meta.get("model", "")
 
@@ -311,7 +317,7 @@ def _progress(total: int, desc: str):
         return None
 
 
-def _row(item: _Item, probs: np.ndarray | None, classes: list[str]) -> dict:
+def _row(item: _Item, probs: np.ndarray | None, classes: list[str], ordinal: str | None = None) -> dict:
     row: dict[str, Any] = {"input": item.input, "path": item.path, "subject": item.subject, "view": item.view,
                            "bbox": list(item.bbox) if item.bbox is not None else None}
     if item.true_label is not None:
@@ -321,7 +327,7 @@ def _row(item: _Item, probs: np.ndarray | None, classes: list[str]) -> dict:
         row.update(status="error", error=item.error or "unknown error", **{"class": None},
                    level=None, confidence=None, probs=None)
     else:
-        k = int(np.argmax(probs))
+        k = int(predict_labels(probs, ordinal)[0])
         row.update(status="ok", error="", **{"class": classes[k]}, level=k,
                    confidence=float(probs[k]), probs=[float(v) for v in probs])
     return row
@@ -351,11 +357,13 @@ def predict_items(predictor, items: list[_Item], batch_size: int = 16) -> list[d
             bar.update(len(chunk))
     if bar is not None:
         bar.close()
-    return [_row(it, p, predictor.classes) for it, p in zip(items, out_probs)]
+    ordinal = getattr(predictor, "ordinal", None)
+    return [_row(it, p, predictor.classes, ordinal) for it, p in zip(items, out_probs)]
 
 
-def group_rows(rows: list[dict], classes: list[str], key: str = "subject") -> list[dict]:
-    """Fuse rows of one ``key`` value: mean probabilities of the readable images.
+def group_rows(rows: list[dict], classes: list[str], key: str = "subject", ordinal: str | None = None) -> list[dict]:
+    """Fuse rows of one ``key`` value: mean probabilities of the readable images (the class read from them
+    by the head's rule, ``ordinal``: see :mod:`skinage.models.decode`).
 
     >>> rows = [{"subject": "a", "path": "1", "status": "ok", "probs": [0.8, 0.2]},
     ...         {"subject": "a", "path": "2", "status": "ok", "probs": [0.2, 0.6]},
@@ -381,7 +389,7 @@ def group_rows(rows: list[dict], classes: list[str], key: str = "subject") -> li
             row["true_class"] = classes[t] if 0 <= t < len(classes) else ""
         if ok:
             p = np.mean([r["probs"] for r in ok], axis=0)
-            k = int(np.argmax(p))
+            k = int(predict_labels(p, ordinal)[0])
             row.update(status="ok", error="", **{"class": classes[k]}, level=k, confidence=float(p[k]),
                        probs=[float(v) for v in p])
         else:
@@ -463,7 +471,7 @@ def _run(cfg: PredictConfig) -> tuple[list[dict], list[str], Any]:
             f"true_level/true_class refer to the manifest's order")
     rows = predict_items(predictor, items, cfg.batch_size)
     if cfg.group_by:
-        rows = group_rows(rows, classes, cfg.group_by)
+        rows = group_rows(rows, classes, cfg.group_by, getattr(predictor, "ordinal", None))
     if cfg.out is not None:
         out = Path(cfg.out)
         if out.suffix.lower() == ".json":

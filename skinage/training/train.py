@@ -42,6 +42,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from ..models.decode import predict_labels  # noqa: F401 - re-exported: training selects epochs with it
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
 
 __all__ = ["TrainConfig", "TrainResult", "train", "add_arguments", "run", "compute_metrics",
@@ -151,21 +152,6 @@ def increment_run_dir(project: Path, name: str, exist_ok: bool = False) -> Path:
     while (project / f"{name}{i}").exists():
         i += 1
     return project / f"{name}{i}"
-
-
-def predict_labels(probs: np.ndarray, ordinal: Optional[str]) -> np.ndarray:
-    """Predicted class per row: argmax, or for ordinal heads the number of P(y > k) above 0.5.
-
-    >>> predict_labels(np.array([[0.1, 0.2, 0.7], [0.4, 0.35, 0.25]]), None).tolist()
-    [2, 0]
-    >>> predict_labels(np.array([[0.3, 0.3, 0.4]]), "corn").tolist()  # P(y>0)=.7, P(y>1)=.4
-    [1]
-    """
-    probs = np.asarray(probs, dtype=np.float64)
-    if not ordinal:
-        return probs.argmax(1)
-    above = 1.0 - np.cumsum(probs, axis=1)[:, :-1]
-    return (above > 0.5).sum(1)
 
 
 def compute_metrics(y: np.ndarray, pred: np.ndarray, num_classes: int, ordered: bool) -> dict:

@@ -1,0 +1,44 @@
+"""The predicted class of a head's probabilities: one rule for training, evaluation, export and predict.
+
+A plain (softmax) head predicts its most probable class. An ordinal head (CORAL / CORN) predicts a
+*rank*: the number of thresholds ``k`` with ``P(y > k) > 0.5`` - the rule those heads are trained
+for (Cao et al. 2020; Shi et al. 2023), i.e. the median of the predicted distribution. It is not
+always the most probable class: ``[0.3, 0.3, 0.4]`` has ``P(y > 0) = 0.7`` and ``P(y > 1) = 0.4``,
+so rank 1, while the argmax is 2.
+
+Training chooses its best epoch with this rule, so every figure and prediction after it must use
+it too. numpy only: the torch-free ONNX prediction path imports it.
+
+>>> import numpy as np
+>>> predict_labels(np.array([[0.1, 0.2, 0.7], [0.4, 0.35, 0.25]]), None).tolist()
+[2, 0]
+>>> predict_labels(np.array([[0.3, 0.3, 0.4]]), "corn").tolist()  # P(y>0)=.7, P(y>1)=.4
+[1]
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["predict_labels", "decision_rule"]
+
+
+def predict_labels(probs, ordinal: Optional[str]) -> np.ndarray:
+    """Predicted class per row of ``probs`` (N, K): argmax, or for an ordinal head (``ordinal`` =
+    ``"coral"`` / ``"corn"``) the number of ``P(y > k)`` above 0.5."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim == 1:
+        probs = probs[None, :]
+    if not ordinal:
+        return probs.argmax(1)
+    above = 1.0 - np.cumsum(probs, axis=1)[:, :-1]
+    return (above > 0.5).sum(1)
+
+
+def decision_rule(ordinal: Optional[str]) -> str:
+    """How :func:`predict_labels` picks the class, in words (for reports and model metadata)."""
+    if ordinal:
+        return "rank: the number of k with P(y > k) > 0.5, P(y > k) = 1 - (p_0 + ... + p_k) (ordinal head)"
+    return "argmax of the probabilities"

@@ -107,3 +107,68 @@ def test_input_scaling_folded_into_one_multiply_add(searched):
     mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
     assert np.allclose(init["input_scale"].ravel(), 1 / (255 * std), rtol=1e-6)
     assert np.allclose(init["input_shift"].ravel(), -mean / std, rtol=1e-6)
+
+
+def test_bias_correction_matches_onnxruntimes_int8_weights(tmp_path):
+    """weight_error_shift rounds the weights as ONNX Runtime's quantiser does (read back from its QDQ file), and
+    its grouped sum is what a convolution with the weight error gives on an input of the mean values."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from skinage.export.onnx import weight_error_shift
+
+    rng = np.random.default_rng(0)
+    group, cin, cout = 2, 4, 6
+    w = rng.normal(0, 0.2, (cout, cin // group, 3, 3)).astype(np.float32)
+    b = rng.normal(0, 0.1, cout).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", group=group)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, 3, 3])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    src, dst = tmp_path / "conv.onnx", tmp_path / "conv.int8.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": rng.normal(0, 1, (1, cin, 5, 5)).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    m = onnx.load(str(dst))
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    dq = next(n for n in m.graph.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+              and inits[n.input[0]].dtype == np.int8 and inits[n.input[0]].shape == w.shape)
+    w_ort = inits[dq.input[0]].astype(np.float64) * inits[dq.input[1]].astype(np.float64)[:, None, None, None]
+
+    mean_in = rng.normal(0.5, 0.3, cin)
+    x = torch.tensor(np.broadcast_to(mean_in[None, :, None, None], (1, cin, 5, 5)).copy())
+    expected = torch.nn.functional.conv2d(x, torch.tensor(w_ort - w.astype(np.float64)), groups=group)[0, :, 1, 1]
+    got = weight_error_shift(w, mean_in, group)
+    assert np.abs(w_ort - w).max() > 0  # the rounding does change the weights
+    # float32 scales in the file: agreement to 1e-6; one weight rounded the other way would differ by ~1e-3
+    np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-6)
+
+
+def test_int8_export_records_bias_correction(tmp_path):
+    from onnx import numpy_helper
+    import onnx
+
+    from skinage.export.onnx import export
+    from skinage.export.predict import read_onnx_metadata
+
+    tiny = make_tiny_run(tmp_path)
+    biases = {}
+    for on in (True, False):
+        res = export(tiny["run"], int8=True, int8_bias_correction=on, repeats=2, calib_images=8,
+                     out=str(tmp_path / f"bc{on}"))
+        f = res["files"]["onnx_int8"]
+        assert read_onnx_metadata(f)["quantization"]["bias_correction"] is on
+        m = onnx.load(f)
+        biases[on] = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer if i.data_type == 6}  # int32
+    assert biases[True].keys() == biases[False].keys() and biases[True]
+    assert any(not np.array_equal(biases[True][k], biases[False][k]) for k in biases[True])

@@ -909,7 +909,15 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   splitting code; runs with 555 test images use the split the current code writes (70/15/15 exactly).
   Figures from the two are not strictly comparable, and the "best model" below is chosen by validation
   QWK across both. `make bench` redoes every run on the current split.
-- **Re-runs move by about 0.01.** The best recipe without averaging (utk4_mnv2_finetune224_mixup) gave test
+- **Ordinal heads are scored by their rank** (since 2026-12-02). A CORN head's class is the number of
+  levels k with P(y > k) > 0.5; training always chose its best epoch by that rule, but evaluate, export and
+  predict took the most probable class instead, so the test figures were read by a different rule from the
+  validation figures that chose the epoch. The mismatch showed on validation: the EMA run's validation QWK
+  was 0.841 by training's rule and 0.818 by evaluate's. The rule was not chosen on test: it is the head's own,
+  fixed before any of these runs. Read by it, the EMA run's test figures are accuracy 0.665 and QWK 0.826
+  (0.661 / 0.810 by the argmax). The run folders on this machine were scored again (`--rescore`: no
+  training; training figures and dates kept); rows marked † in RESULTS.md were not, their folders being gone.
+- **Re-runs move by about 0.01.** (Argmax-read figures:) The best recipe without averaging (utk4_mnv2_finetune224_mixup) gave test
   accuracy 0.654 and QWK 0.821 on the earlier split, then 0.640 / 0.814 on the current split, and 0.638 /
   0.806 on the same split on another machine (the table shows the last; its best epoch moved from 11 to 6
   to 9). On one machine a run repeats bit for bit (the EMA run below trained with exactly the same losses
@@ -922,11 +930,12 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   starting weights.
   Trained for 16 epochs instead of 12 (utk4_mnv2_finetune224_mixup_ema16), the average peaked lower
   (val QWK 0.835) and its validation loss rose after epoch 9: 12 epochs stay the recipe.
-- **Flip TTA did not win on validation** for either set of weights (val QWK 0.831 vs 0.835, 0.827 vs
-  0.841), so neither TTA row is "best", although the EMA one scores the highest test QWK (0.818): the
-  test split is not used to choose.
-- **The student's gap depends on the split.** utk4_sqz_distill_centred_ema is 0.033 QWK below its
-  teacher on test but 0.131 below it on validation; expect the gap on new data to lie between the two.
+- **Flip TTA did not win on validation** for either set of weights (val QWK 0.835 vs 0.835, 0.833 vs
+  0.841), so neither TTA row is "best"; the test split is not used to choose. (The TTA rows' validation
+  figures come from `skinage evaluate` in fp32, the others' from training's own bf16 evaluation.)
+- **The student's gap depends on the split.** utk4_sqz_distill_centred_ema (a plain softmax head, so
+  its figures did not change) is 0.049 QWK below its teacher on test, just inside the 0.05 target, but
+  0.131 below it on validation; expect the gap on new data to lie between the two, likely above 0.05.
 - *forehead* uses a fixed band at the top of the aligned UTKFace crops (x 0.15-0.85, y 0-0.25 of the
   image). The alignment cuts most of the forehead off, so the band holds the lower forehead, the
   eyebrows and often hair: the closest real analogue of a forehead crop available here, not a
@@ -940,7 +949,8 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   ids). "> baselines" means the model's interval lies above every baseline's for accuracy and QWK.
 - Speed figures (latency of one image on one thread, training time) are from one shared 2-core
   machine; ratios measured side by side are more telling than absolute times. "int8 agrees" in
-  RESULTS.md is the top-1 agreement of the int8 file with the fp32 ONNX file on validation images.
+  RESULTS.md is the top-1 agreement (classes read by the head's rule) of the int8 file with the fp32
+  ONNX file on validation images; rows scored since 2026-12-02 have int8 files with bias correction.
 """
 
 

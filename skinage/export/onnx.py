@@ -829,19 +829,35 @@ def _batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, bs: int = 32
     return np.concatenate([fn(x[i:i + bs]) for i in range(0, len(x), bs)]) if len(x) else np.zeros((0, 0))
 
 
-def time_alternating(fns: dict[str, Callable[[], Any]], repeats: int = 50, warmup: int = 5) -> dict[str, dict]:
-    """Time several callables side by side, alternating each round; median and quartiles in ms."""
+def time_alternating(fns: dict[str, Callable[[], Any]], repeats: int = 50, warmup: int = 5,
+                     block: int = 1) -> dict[str, dict]:
+    """Time several callables side by side, alternating each round; median and quartiles in ms.
+
+    ``block=1``: one call of each per round, so every call follows another model's (its weights and
+    buffers have left the caches: a *cold* latency). ``block=k > 1``: each round runs each callable
+    ``k`` times in a row and times the last ``k - 1`` (a *warm*, steady-state latency, as for an app
+    running the same model on every frame); the rounds still alternate, so drift of the machine
+    affects all alike.
+
+    >>> t = time_alternating({"a": lambda: sum(range(100)), "b": lambda: None}, repeats=3, warmup=1, block=2)
+    >>> t["a"]["repeats"], t["a"]["block"]
+    (3, 2)
+    """
     for _ in range(max(0, warmup)):
         for f in fns.values():
             f()
+    block = max(1, int(block))
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(max(1, repeats)):
         for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[k].append((time.perf_counter() - t) * 1000.0)
+            for j in range(block):
+                t = time.perf_counter()
+                f()
+                if block == 1 or j > 0:
+                    times[k].append((time.perf_counter() - t) * 1000.0)
     return {k: {"median_ms": float(np.median(v)), "p25_ms": float(np.percentile(v, 25)),
-                "p75_ms": float(np.percentile(v, 75)), "repeats": len(v)} for k, v in times.items()}
+                "p75_ms": float(np.percentile(v, 75)), "repeats": int(repeats), "block": block, "calls": len(v)}
+            for k, v in times.items()}
 
 
 def torch_one_thread_fn(model, x_uint8: np.ndarray) -> Callable[[], Any]:

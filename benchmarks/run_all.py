@@ -889,7 +889,7 @@ the full tables, with confidence intervals for every figure, the baselines and t
 benchmarks; roughly 1.5 hours on 2 cores), or `.venv/bin/python benchmarks/run_all.py --quick`
 (feature-mode runs only, about 15 minutes), with the real data in `../shared/data`; choose sections
 with `--only aihub,utk,forehead,london,speed` and single runs with `--runs NAME,...` (`--list` names
-them). Seeds
+them; `--rescore --runs NAME,...` evaluates and exports existing run folders again without training). Seeds
 are fixed; training settings are fixed in advance or chosen on validation splits only (in feature
 mode four head settings are trained on the cached embeddings and the one with the best *validation*
 QWK is kept; the distillation teacher is the run with the best validation QWK); the test splits are
@@ -950,7 +950,13 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
 - Speed figures (latency of one image on one thread, training time) are from one shared 2-core
   machine; ratios measured side by side are more telling than absolute times. "int8 agrees" in
   RESULTS.md is the top-1 agreement (classes read by the head's rule) of the int8 file with the fp32
-  ONNX file on validation images; rows scored since 2026-12-02 have int8 files with bias correction.
+  ONNX file on validation images; the rows scored again with `--rescore` on 2026-12-02 have int8 files
+  with bias correction.
+- **int8 of the best model** (`benchmarks/bench_infer.py`, [`bench_infer.md`](benchmarks/results/bench_infer.md)):
+  `skinage export --int8` agrees with fp32 on 98.4 % of validation and 97.3 % of test images (94.95 %
+  on test without the bias correction), 3.94 MB, 5.0x faster than eager PyTorch on one thread with cold
+  caches, 5.5x warm. The 98 % agreement target of issue 5 is not reached on test; keeping one more block
+  fp32 (`--int8-search`) reaches 97.8 % but falls below 5x.
 """
 
 

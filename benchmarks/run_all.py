@@ -793,7 +793,7 @@ def render_markdown(sections: dict[str, dict]) -> str:
          "command and machine; rebuild this file with `python benchmarks/run_all.py --table-only`.", ""]
     machines = {json.dumps({k: v for k, v in s.get("machine", {}).items() if k != "git_commit"}, sort_keys=True)
                 for s in sections.values()}
-    for mj in machines:
+    for mj in sorted(machines):  # a set: sorted, so that the file does not change from one call to the next
         m = json.loads(mj)
         L.append(f"Machine: {m.get('cpu')}, {m.get('cores')} cores, flags {' '.join(m.get('cpu_flags', []))}; "
                  f"torch {m.get('torch')}, onnxruntime {m.get('onnxruntime')}, Python {m.get('python')}.")

@@ -913,7 +913,7 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   levels k with P(y > k) > 0.5; training always chose its best epoch by that rule, but evaluate, export and
   predict took the most probable class instead, so the test figures were read by a different rule from the
   validation figures that chose the epoch. The mismatch showed on validation: the EMA run's validation QWK
-  was 0.841 by training's rule and 0.818 by evaluate's. The rule was not chosen on test: it is the head's own,
+  was 0.841 by training's rule and 0.818 when `skinage evaluate` re-scored it (argmax, fp32). The rule was not chosen on test: it is the head's own,
   fixed before any of these runs. Read by it, the EMA run's test figures are accuracy 0.665 and QWK 0.826
   (0.661 / 0.810 by the argmax). The run folders on this machine were scored again (`--rescore`: no
   training; training figures and dates kept); rows marked † in RESULTS.md were not, their folders being gone.

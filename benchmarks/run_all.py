@@ -262,6 +262,23 @@ def _evaluate(run_dir: Path, seed: int, **options) -> dict:
     return res.metrics
 
 
+def _score_run(spec: RunSpec, run_dir: Path, ctx: "Ctx", tta: str | None = None) -> tuple[dict, dict | None]:
+    """The test evaluation of a run folder and its ONNX export (int8 too, with the parity check); an export
+    that fails is reported and left out: the figures stand without it. With ``tta`` both use it, in their
+    own ``eval_<tta>`` / ``export_<tta>`` folders."""
+    from skinage.export.onnx import export
+
+    ev_opts = {"tta": tta, "out": str(run_dir / f"eval_{tta}")} if tta else {}
+    ev = _evaluate(run_dir, ctx.seed, **ev_opts, **spec.eval_options)
+    ex = None
+    try:
+        ex_opts = {"tta": tta, "out": str(run_dir / f"export_{tta}")} if tta else {}
+        ex = export(str(run_dir), int8=True, repeats=30 if ctx.quick else 100, **ex_opts)
+    except Exception as e:  # noqa: BLE001 - the figures stand without the export
+        say(f"{spec.name}: export failed: {e}")
+    return ev, ex
+
+
 def _model_entry(spec: RunSpec, run_dir: Path, ev: dict, ex: dict | None, train_s: float, tm: dict) -> dict:
     meta_p = run_dir / "weights" / "best.json"
     meta = json.loads(meta_p.read_text()) if meta_p.exists() else {}
@@ -314,8 +331,6 @@ def _tta_spec(spec: RunSpec, ctx: "Ctx", done: dict, earlier: list | None) -> di
     """The weights of run ``spec.base`` scored with test-time augmentation ``spec.tta``: validation (which is what
     the best model is chosen by) and test through ``skinage evaluate --tta``, the ONNX files through
     ``skinage export --tta`` (the augmentation is in the graph, so its latency is counted)."""
-    from skinage.export.onnx import export
-
     pool = {e["name"]: e for e in (earlier or [])}
     pool.update(done)
     base = pool.get(spec.base)
@@ -325,13 +340,7 @@ def _tta_spec(spec: RunSpec, ctx: "Ctx", done: dict, earlier: list | None) -> di
     say(f"\n== {spec.name}: the weights of {spec.base} with test-time augmentation {spec.tta} (no training)")
     val = _evaluate(run_dir, ctx.seed, split="val", tta=spec.tta, out=str(run_dir / f"eval_{spec.tta}_val"),
                     plots=False, report=False, **spec.eval_options)
-    ev = _evaluate(run_dir, ctx.seed, tta=spec.tta, out=str(run_dir / f"eval_{spec.tta}"), **spec.eval_options)
-    ex = None
-    try:
-        ex = export(str(run_dir), int8=True, tta=spec.tta, out=str(run_dir / f"export_{spec.tta}"),
-                    repeats=30 if ctx.quick else 100)
-    except Exception as e:  # noqa: BLE001 - the figures stand without the export
-        say(f"{spec.name}: export failed: {e}")
+    ev, ex = _score_run(spec, run_dir, ctx, tta=spec.tta)
     tm = {"val": (val.get("image") or {}).get("model"), "best_epoch": base.get("best_epoch")}
     entry = _model_entry(spec, run_dir, ev, ex, float(base.get("train_time_s") or 0.0), tm)
     entry["options"] = dict(base.get("options") or {})
@@ -345,8 +354,6 @@ def _rescore_spec(spec: RunSpec, ctx: "Ctx", done: dict, earlier: list | None) -
     """``--rescore``: the run folder of an earlier entry evaluated and exported again with the current code, no
     training. The training figures (validation QWK, best epoch, time), the options, the teacher and the date of
     the training stay those of the earlier entry; ``rescored`` records when and how it was scored again."""
-    from skinage.export.onnx import export
-
     pool = {e["name"]: e for e in (earlier or [])}
     pool.update(done)
     base = pool.get(spec.name)
@@ -357,12 +364,7 @@ def _rescore_spec(spec: RunSpec, ctx: "Ctx", done: dict, earlier: list | None) -
     say(f"\n== {spec.name}: the run folder {run_dir} scored again (no training)")
     mp = run_dir / "metrics.json"
     tm = json.loads(mp.read_text()) if mp.exists() else {}
-    ev = _evaluate(run_dir, ctx.seed, **spec.eval_options)
-    ex = None
-    try:
-        ex = export(str(run_dir), int8=True, repeats=30 if ctx.quick else 100)
-    except Exception as e:  # noqa: BLE001 - the figures stand without the export
-        say(f"{spec.name}: export failed: {e}")
+    ev, ex = _score_run(spec, run_dir, ctx)
     entry = _model_entry(spec, run_dir, ev, ex, float(base.get("train_time_s") or 0.0), tm)
     for k in ("options", "teacher", "selection", "command", "date"):
         if k in base:
@@ -374,7 +376,6 @@ def _rescore_spec(spec: RunSpec, ctx: "Ctx", done: dict, earlier: list | None) -
 
 
 def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict, earlier: list | None = None) -> dict:
-    from skinage.export.onnx import export
     from skinage.training.train import train
 
     if spec.base:
@@ -419,12 +420,7 @@ def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict, earlier: li
     run_dir = Path(tr)
     train_s = time.perf_counter() - t0
     train_metrics = dict(getattr(tr, "metrics", None) or {})
-    ev = _evaluate(run_dir, ctx.seed, **spec.eval_options)
-    ex = None
-    try:
-        ex = export(str(run_dir), int8=True, repeats=30 if ctx.quick else 100)
-    except Exception as e:  # noqa: BLE001 - the figures stand without the export
-        say(f"{spec.name}: export failed: {e}")
+    ev, ex = _score_run(spec, run_dir, ctx)
     entry = _model_entry(spec, run_dir, ev, ex, train_s, train_metrics)
     entry["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
     entry["command"] = ctx.command

@@ -346,11 +346,9 @@ def _pick_gradcam(y, probs, pred, n: int, ordinal: bool):
 
 
 def _write_plots(out_dir: Path, run_dir: Path | None, model, df, y, probs, emb, classes, ordinal, metrics,
-                 cfg: EvaluateConfig, pre: dict | None, pred=None) -> dict:
+                 cfg: EvaluateConfig, pre: dict | None, pred) -> dict:
+    """The plots of an evaluation; ``pred``: the model's classes (by its head's rule), None without a model."""
     from . import plots
-
-    if probs is not None and pred is None:
-        pred = probs.argmax(1)
     files = {}
     if "confusion" in metrics:
         files["confusion"] = plots.plot_confusion(metrics["confusion"], classes, out_dir / "confusion_matrix.png",

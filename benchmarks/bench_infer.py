@@ -357,6 +357,18 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-fidelity", action="store_true", help="speed part only")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    if a.run is not None and not a.skip_fidelity:
+        # checked before the speed part (minutes), not after it
+        from skinage.models.checkpoint import resolve_checkpoint
+
+        try:
+            resolve_checkpoint(a.run, "best")
+        except Exception as e:  # noqa: BLE001 - any reason the run cannot be read is reported the same way
+            print(f"bench_infer: error: --run {a.run}: {e}\nTrain it first, e.g. `python benchmarks/run_all.py "
+                  "--only utk --runs utk4_mnv2_finetune224_mixup_ema` (about 20 min on 2 cores), leave --run out "
+                  "to train a shorter one into --work, or pass --skip-fidelity for the speed part only.",
+                  file=sys.stderr)
+            return 2
 
     import onnxruntime
     import torch

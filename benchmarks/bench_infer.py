@@ -363,7 +363,7 @@ def main(argv=None) -> int:
 
         try:
             resolve_checkpoint(a.run, "best")
-        except Exception as e:  # noqa: BLE001 - any reason the run cannot be read is reported the same way
+        except FileNotFoundError as e:
             print(f"bench_infer: error: --run {a.run}: {e}\nTrain it first, e.g. `python benchmarks/run_all.py "
                   "--only utk --runs utk4_mnv2_finetune224_mixup_ema` (about 20 min on 2 cores), leave --run out "
                   "to train a shorter one into --work, or pass --skip-fidelity for the speed part only.",

@@ -141,7 +141,7 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
     ``--int8-search`` export per budget in ``search_budgets``; the targets are checked on the first."""
     import torch
 
-    from skinage.export.onnx import _batched, _resolve, _rows, export, find_manifest, load_batch, \
+    from skinage.export.onnx import _batched, _resolve, _rows, export, find_manifest, load_batch, pixel_noise, \
         time_alternating, torch_one_thread_fn, ExportConfig
     from skinage.config import build_config
     from skinage.export.predict import INPUT_NAME, ort_session, read_onnx_metadata
@@ -171,6 +171,11 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
     s32 = ort_session(first["files"]["onnx_fp32"], 1)
     probs = {split: {"onnx fp32": _batched(lambda b: s32.run(None, {INPUT_NAME: b})[0], x)}
              for split, (x, _) in data.items()}
+    # the noise floor: fp32 against itself with every pixel moved by -1, 0 or +1 level
+    noise_floor = {}
+    for split, (x, _) in data.items():
+        pn = _batched(lambda b: s32.run(None, {INPUT_NAME: b})[0], pixel_noise(x, 1, seed))
+        noise_floor[split] = float((predict_labels(pn, rule) == predict_labels(probs[split]["onnx fp32"], rule)).mean())
     sessions = {"onnx fp32": s32}
     for name, (res, _) in exports.items():
         s8 = ort_session(res["files"]["onnx_int8"], 1)
@@ -224,7 +229,7 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
             "speedup_vs_eager_warm": chosen["speedup_vs_eager_warm"], "timing_warm": timing_warm,
             "onnx_fp32_vs_pytorch_agreement": rows["onnx fp32"]["agreement"],
             "onnx_fp32_vs_pytorch_max_abs_prob_diff": rows["onnx fp32"]["max_abs_prob_diff"],
-            "int8_size_bytes": chosen["int8_size_bytes"]}
+            "int8_size_bytes": chosen["int8_size_bytes"], "noise_floor_agreement": noise_floor}
 
 
 def check_targets(speed: list[dict], fid: dict | None) -> dict:
@@ -296,6 +301,12 @@ def render(res: dict) -> str:
                      f"{r['eager_latency_ms']:.2f} / {r.get('eager_latency_warm_ms', float('nan')):.2f} ms | "
                      f"{r['speedup_vs_eager']:.2f}x / {r.get('speedup_vs_eager_warm', float('nan')):.2f}x | "
                      f"{r['int8_size_bytes'] / 1e6:.2f} MB | {r['export_seconds']:.0f} s |")
+        nf = f.get("noise_floor_agreement")
+        if nf:
+            L += ["", f"**Noise floor:** the fp32 file against itself, with every pixel of the same images moved by a "
+                  f"random -1, 0 or +1 level of 255 (`skinage.export.onnx.pixel_noise`, seed {res.get('seed', 0)}): "
+                  f"{100 * nf['val']:.2f} % agreement on val, {100 * nf['test']:.2f} % on test. An int8 agreement above "
+                  "these figures is closer to fp32 than fp32 is to itself under an invisible change of the input."]
         srch = next((r["search"] for r in f["settings"] if r.get("search")), None)
         if srch:
             L += ["", f"Search ({srch['quantisations']} quantisations, {srch['seconds']:.0f} s): methods tried on val "
@@ -384,7 +395,7 @@ def main(argv=None) -> int:
                  "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
                              "onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
                  "repeats": a.repeats, "calibration": a.calibration, "calibration_images": a.calib_images,
-                 "fp32_stem_convs": a.fp32_stem_convs}
+                 "fp32_stem_convs": a.fp32_stem_convs, "seed": a.seed}
     t0 = time.perf_counter()
     res["speed"] = speed_part(models, a.data, a.repeats, a.calib_images, a.seed, a.calibration, a.fp32_stem_convs)
     fid = None

@@ -99,8 +99,8 @@ def test_results_files_written(exported):
     tiny, res = exported
     out = tiny["run"] / "export"
     saved = json.loads((out / "export_results.json").read_text())
-    assert [r["format"] for r in saved["rows"]] == ["pytorch fp32", "onnx fp32", "onnx int8"]
-    assert all(r["latency_ms"] > 0 for r in saved["rows"])
+    assert [r["format"] for r in saved["rows"]] == ["pytorch fp32", "onnx fp32", "onnx fp32, pixels +-1", "onnx int8"]
+    assert all(r["latency_ms"] > 0 for r in saved["rows"] if r["format"] != "onnx fp32, pixels +-1")
     md = (out / "export_results.md").read_text()
     assert "| onnx int8 | model.int8.onnx |" in md and "uint8" in md
 
@@ -164,3 +164,24 @@ def test_flip_tta_in_the_graph_matches_the_model(tmp_path):
     assert np.allclose(one, p_onnx[:1], atol=1e-6)
     fp32 = next(r for r in res["rows"] if r["format"] == "onnx fp32")
     assert fp32["agreement"] == 1.0
+
+
+def test_noise_floor_row_is_fp32_against_itself_with_one_level_of_pixel_noise(exported):
+    """The reference row for reading int8 agreement: the fp32 file on the val crops with every pixel moved by
+    -1, 0 or +1, compared with the fp32 file on the clean crops - worked out here with onnxruntime directly."""
+    import onnxruntime as ort
+
+    tiny, res = exported
+    x, y = _val_pixels(tiny)
+    rng = np.random.default_rng(0)  # the export's seed
+    noisy = np.clip(x.astype(np.int16) + rng.integers(-1, 2, size=x.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+    assert (noisy != x).mean() > 0.5  # about two thirds of the values moved
+    sess = ort.InferenceSession(res["files"]["onnx_fp32"], providers=["CPUExecutionProvider"])
+    clean, moved = sess.run(None, {"pixels": x})[0], sess.run(None, {"pixels": noisy})[0]
+    row = next(r for r in res["rows"] if r["format"] == "onnx fp32, pixels +-1")
+    assert row["reference"] == "onnx fp32"
+    assert row["agreement"] == pytest.approx(float((clean.argmax(1) == moved.argmax(1)).mean()))
+    assert row["max_abs_prob_diff"] == pytest.approx(float(np.abs(clean - moved).max()), abs=1e-6)
+    assert row["max_abs_prob_diff"] > 0  # the noise did reach the model
+    assert row["accuracy"] == pytest.approx(float((moved.argmax(1) == y).mean()))
+    assert res["noise_floor_agreement"] == row["agreement"]

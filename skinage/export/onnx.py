@@ -54,6 +54,7 @@ from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types,
                       read_onnx_metadata)
 
 __all__ = ["ExportConfig", "export", "export_onnx", "quantize_int8", "Int8Quantizer", "search_int8", "PixelModel",
+           "pixel_noise",
            "onnx_metadata", "time_alternating", "find_manifest", "add_arguments", "run"]
 
 
@@ -831,6 +832,25 @@ def _batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, bs: int = 32
     return np.concatenate([fn(x[i:i + bs]) for i in range(0, len(x), bs)]) if len(x) else np.zeros((0, 0))
 
 
+def pixel_noise(x: np.ndarray, level: int = 1, seed: int = 0) -> np.ndarray:
+    """``x`` (uint8 pixels) with every value moved by a random integer in ``[-level, level]``, clipped to 0..255.
+
+    The export's *noise floor*: how often the fp32 model itself changes class when each pixel moves by one
+    level of 255 (far below what a camera's own noise does). An int8 file that agrees with fp32 about as
+    often as fp32 agrees with itself under this noise is as close to fp32 as fp32 is to itself.
+
+    >>> x = np.array([[0, 128, 255]], dtype=np.uint8)
+    >>> y = pixel_noise(x, seed=1)
+    >>> y.dtype, bool(np.abs(y.astype(int) - x).max() <= 1), int(y.min()) >= 0, int(y.max()) <= 255
+    (dtype('uint8'), True, True, True)
+    >>> bool((pixel_noise(x, level=0) == x).all())
+    True
+    """
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(-level, level + 1, size=x.shape, dtype=np.int16)
+    return np.clip(x.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+
+
 def time_alternating(fns: dict[str, Callable[[], Any]], repeats: int = 50, warmup: int = 5,
                      block: int = 1) -> dict[str, dict]:
     """Time several callables side by side, alternating each round; median and quartiles in ms.
@@ -1046,7 +1066,12 @@ def _export(cfg: ExportConfig) -> dict:
     row_fp32 = {"format": "onnx fp32", "file": fp32_path.name, "size_bytes": fp32_path.stat().st_size,
                 "agreement": agree(p_fp32, p_torch), "reference": "pytorch fp32",
                 "max_abs_prob_diff": float(np.abs(p_fp32 - p_torch).max()), "accuracy": acc(p_fp32)}
-    rows_out = [row_torch, row_fp32]
+    # the noise floor: fp32 against itself when every pixel moves by one level (see pixel_noise)
+    p_noise = _batched(lambda x: sess_fp32.run(None, {INPUT_NAME: x})[0], pixel_noise(check_x, 1, cfg.seed))
+    row_noise = {"format": "onnx fp32, pixels +-1", "file": fp32_path.name, "size_bytes": None,
+                 "agreement": agree(p_noise, p_fp32), "reference": "onnx fp32",
+                 "max_abs_prob_diff": float(np.abs(p_noise - p_fp32).max()), "accuracy": acc(p_noise)}
+    rows_out = [row_torch, row_fp32, row_noise]
     sess_int8 = None
     if int8_path is not None:
         sess_int8 = ort_session(int8_path, 0)
@@ -1098,7 +1123,7 @@ def _export(cfg: ExportConfig) -> dict:
         "check_images": int(len(check_x)), "check_labels": check_y is not None,
         "calibration_images": None if calib_x is None or int8_path is None else int(len(calib_x)),
         "int8_quantization": None if int8_path is None else read_onnx_metadata(int8_path).get("quantization"),
-        "skipped_images": skipped, "timing": timing, "rows": rows_out,
+        "skipped_images": skipped, "timing": timing, "rows": rows_out, "noise_floor_agreement": row_noise["agreement"],
         "options": config_to_dict(cfg), "skinage_version": __version__,
         "onnxruntime_version": _version("onnxruntime"), "torch_version": torch.__version__,
     }
@@ -1107,13 +1132,19 @@ def _export(cfg: ExportConfig) -> dict:
     md = (f"# Export of {meta.get('model')} ({run_dir})\n\n"
           f"Input `{INPUT_NAME}`: uint8 RGB (N, {pre['input_size']}, {pre['input_size']}, 3); output `{OUTPUT_NAME}`: "
           f"probabilities over {classes}.\n\nParity on {where}; latency: median of {cfg.repeats} runs of one image on "
-          f"one thread, formats alternating.\n\n{table}\n")
+          f"one thread, formats alternating. The row *onnx fp32, pixels +-1* is the fp32 file on the same images with "
+          f"every pixel moved by a random -1, 0 or +1 level: the model's own noise floor, for reading the int8 "
+          f"agreement.\n\n{table}\n")
     if skipped:
         md += f"\n{len(skipped)} unreadable images were skipped (listed in export_results.json).\n"
     atomic_write_json(out / "export_results.json", result)
     atomic_write_text(out / "export_results.md", md)
     print(table)
     say(f"skinage export: parity on {where}; results in {out / 'export_results.md'}")
+    if int8_path is not None:
+        a8 = next(r for r in rows_out if r["format"] == "onnx int8")["agreement"]
+        say(f"skinage export: int8 agrees with fp32 on {100 * a8:.1f} % of the images; the fp32 model agrees with "
+            f"itself on {100 * row_noise['agreement']:.1f} % when every pixel moves by one level (its noise floor)")
     if row_fp32["agreement"] < 1.0:
         say(f"skinage export: WARNING: ONNX fp32 agrees with PyTorch on only {100 * row_fp32['agreement']:.2f} % "
             f"of the images")

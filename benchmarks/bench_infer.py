@@ -152,6 +152,8 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
         settings[f"--int8-search --int8-search-budget {b}"] = {"int8_search": True, "int8_search_budget": b}
     # the plain quantisation beside them, so that the bias correction's effect is measured in the same run
     settings["--int8 --no-int8-bias-correction"] = {"int8": True, "int8_bias_correction": False}
+    # and full 8-bit weights, which x86 CPUs without VNNI saturate on (the default has 7-bit weights)
+    settings["--int8 --no-int8-reduce-range"] = {"int8": True, "int8_reduce_range": False}
     exports = {}
     for name, opts in settings.items():
         t0 = time.perf_counter()

@@ -109,14 +109,16 @@ def test_input_scaling_folded_into_one_multiply_add(searched):
     assert np.allclose(init["input_shift"].ravel(), -mean / std, rtol=1e-6)
 
 
-def test_bias_correction_matches_onnxruntimes_int8_weights(tmp_path):
-    """weight_error_shift rounds the weights as ONNX Runtime's quantiser does (read back from its QDQ file), and
-    its grouped sum is what a convolution with the weight error gives on an input of the mean values."""
+@pytest.mark.parametrize("reduce_range", [False, True])
+def test_bias_correction_matches_onnxruntimes_int8_weights(tmp_path, reduce_range):
+    """weight_error_shift rounds the weights as ONNX Runtime's quantiser does (read back from its QDQ file, 8-bit
+    or 7-bit with reduce_range), and its grouped sum is what a convolution with the weight error gives on an input
+    of the mean values."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from skinage.export.onnx import weight_error_shift
+    from skinage.export.onnx import _weight_qmax, weight_error_shift
 
     rng = np.random.default_rng(0)
     group, cin, cout = 2, 4, 6
@@ -138,17 +140,19 @@ def test_bias_correction_matches_onnxruntimes_int8_weights(tmp_path):
             return next(self.it, None)
 
     quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
     m = onnx.load(str(dst))
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     dq = next(n for n in m.graph.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
               and inits[n.input[0]].dtype == np.int8 and inits[n.input[0]].shape == w.shape)
-    w_ort = inits[dq.input[0]].astype(np.float64) * inits[dq.input[1]].astype(np.float64)[:, None, None, None]
+    q = inits[dq.input[0]]
+    assert np.abs(q).reshape(cout, -1).max(1).tolist() == [64 if reduce_range else 127] * cout  # per channel
+    w_ort = q.astype(np.float64) * inits[dq.input[1]].astype(np.float64)[:, None, None, None]
 
     mean_in = rng.normal(0.5, 0.3, cin)
     x = torch.tensor(np.broadcast_to(mean_in[None, :, None, None], (1, cin, 5, 5)).copy())
     expected = torch.nn.functional.conv2d(x, torch.tensor(w_ort - w.astype(np.float64)), groups=group)[0, :, 1, 1]
-    got = weight_error_shift(w, mean_in, group)
+    got = weight_error_shift(w, mean_in, group, _weight_qmax(reduce_range))
     assert np.abs(w_ort - w).max() > 0  # the rounding does change the weights
     # float32 scales in the file: agreement to 1e-6; one weight rounded the other way would differ by ~1e-3
     np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-6)
@@ -172,3 +176,26 @@ def test_int8_export_records_bias_correction(tmp_path):
         biases[on] = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer if i.data_type == 6}  # int32
     assert biases[True].keys() == biases[False].keys() and biases[True]
     assert any(not np.array_equal(biases[True][k], biases[False][k]) for k in biases[True])
+
+
+def test_int8_weights_are_7_bit_by_default(tmp_path):
+    """The default file has weights in -64..64 (no x86 CPU can saturate on them); --no-int8-reduce-range gives the
+    full -127..127; the metadata says which."""
+    import onnx
+    from onnx import numpy_helper
+
+    from skinage.export.onnx import export
+    from skinage.export.predict import read_onnx_metadata
+
+    tiny = make_tiny_run(tmp_path)
+    for on, qmax in ((True, 64), (False, 127)):
+        res = export(tiny["run"], int8=True, int8_reduce_range=on, repeats=2, calib_images=8,
+                     out=str(tmp_path / f"rr{on}"))
+        f = res["files"]["onnx_int8"]
+        quant = read_onnx_metadata(f)["quantization"]
+        assert quant["reduce_range"] is on and quant["weight_range"] == [-qmax, qmax]
+        g = onnx.load(f)
+        weights = [numpy_helper.to_array(i) for i in g.graph.initializer
+                   if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 4]
+        assert len(weights) > 10
+        assert max(int(np.abs(w).max()) for w in weights) == qmax

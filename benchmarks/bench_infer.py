@@ -141,8 +141,10 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
     ``--int8-search`` export per budget in ``search_budgets``; the targets are checked on the first."""
     import torch
 
-    from skinage.export.onnx import _batched, _resolve, _rows, export, find_manifest, load_batch, pixel_noise, \
-        time_alternating, torch_one_thread_fn, ExportConfig
+    import onnxruntime as ort
+
+    from skinage.export.onnx import _batched, _mean_kl, _resolve, _rows, export, find_manifest, load_batch, \
+        pixel_noise, time_alternating, torch_one_thread_fn, ExportConfig
     from skinage.config import build_config
     from skinage.export.predict import INPUT_NAME, ort_session, read_onnx_metadata
     from skinage.models.decode import predict_labels
@@ -179,11 +181,19 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
         pn = _batched(lambda b: s32.run(None, {INPUT_NAME: b})[0], pixel_noise(x, 1, seed))
         noise_floor[split] = float((predict_labels(pn, rule) == predict_labels(probs[split]["onnx fp32"], rule)).mean())
     sessions = {"onnx fp32": s32}
+    # ONNX Runtime's exact int8 kernels (session.x64quantprecision): on x86 CPUs without VNNI the fast ones sum
+    # pairs of u8 x s8 products in 16 bits and can saturate; elsewhere both give the same numbers
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.log_severity_level = 2, 3
+    so.add_session_config_entry("session.x64quantprecision", "1")
+    exact = {}
     for name, (res, _) in exports.items():
         s8 = ort_session(res["files"]["onnx_int8"], 1)
         sessions[f"int8 {name}"] = s8
+        sx = ort.InferenceSession(res["files"]["onnx_int8"], so, providers=["CPUExecutionProvider"])
         for split, (x, _) in data.items():
             probs[split][f"int8 {name}"] = _batched(lambda b: s8.run(None, {INPUT_NAME: b})[0], x)
+            exact[(name, split)] = _batched(lambda b: sx.run(None, {INPUT_NAME: b})[0], x)
     one = np.ascontiguousarray(data["test"][0][:1])
     old = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -215,6 +225,9 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
             # classes by the head's own rule (the rank of an ordinal head), as evaluate and predict read them
             c32, c8 = predict_labels(p32, rule), predict_labels(p8, rule)
             row[f"{split}_agreement"] = float((c8 == c32).mean())
+            row[f"{split}_kl"] = _mean_kl(p8, p32)
+            row[f"{split}_agreement_exact_kernels"] = float((predict_labels(exact[(name, split)], rule) == c32).mean())
+            row[f"{split}_kl_exact_kernels"] = _mean_kl(exact[(name, split)], p32)
             row[f"{split}_fp32_accuracy"] = float((c32 == y).mean())
             row[f"{split}_int8_accuracy"] = float((c8 == y).mean())
             row[f"{split}_images"] = int(len(x))
@@ -264,7 +277,8 @@ def check_targets(speed: list[dict], fid: dict | None) -> dict:
 
 def render(res: dict) -> str:
     L = ["# bench_infer: one image, one thread", "",
-         f"{res['date']}; `{res['command']}`; {res['machine']['cpu']} ({res['machine']['cores']} cores), "
+         f"{res['date']}; `{res['command']}`; {res['machine']['cpu']} ({res['machine']['cores']} cores, "
+         f"{' '.join(res['machine'].get('simd', [])) or 'SIMD not read'}), "
          f"torch {res['machine']['torch']}, onnxruntime {res['machine']['onnxruntime']}.", "",
          f"Median of {res['repeats']} alternating rounds (eager / ORT fp32 / ORT int8 one after the other each "
          "round); ORT sessions with intra_op_num_threads=1, torch.set_num_threads(1). Input: one uint8 "
@@ -303,6 +317,18 @@ def render(res: dict) -> str:
                      f"{r['eager_latency_ms']:.2f} / {r.get('eager_latency_warm_ms', float('nan')):.2f} ms | "
                      f"{r['speedup_vs_eager']:.2f}x / {r.get('speedup_vs_eager_warm', float('nan')):.2f}x | "
                      f"{r['int8_size_bytes'] / 1e6:.2f} MB | {r['export_seconds']:.0f} s |")
+        if all("val_kl" in r for r in f["settings"]):
+            L += ["", "ONNX Runtime's fast int8 kernels vs its exact ones (`session.x64quantprecision=1`; on x86 CPUs "
+                  f"without VNNI - this one: {'has' if res['machine'].get('vnni') else 'has no'} VNNI - the fast ones "
+                  "sum pairs of u8 x s8 products in 16 bits, which 8-bit weights can saturate); KL = mean "
+                  "KL(fp32 || int8) of the probabilities:", "",
+                  "| setting | val agreement fast / exact | test agreement fast / exact | val KL fast / exact | "
+                  "test KL fast / exact |", "|---|---|---|---|---|"]
+            for r in f["settings"]:
+                L.append(f"| `{r['setting']}` | {100 * r['val_agreement']:.2f} / "
+                         f"{100 * r['val_agreement_exact_kernels']:.2f} % | {100 * r['test_agreement']:.2f} / "
+                         f"{100 * r['test_agreement_exact_kernels']:.2f} % | {r['val_kl']:.4f} / "
+                         f"{r['val_kl_exact_kernels']:.4f} | {r['test_kl']:.4f} / {r['test_kl_exact_kernels']:.4f} |")
         nf = f.get("noise_floor_agreement")
         if nf:
             L += ["", f"**Noise floor:** the fp32 file against itself, with every pixel of the same images moved by a "
@@ -390,11 +416,15 @@ def main(argv=None) -> int:
 
     models = list_models() if a.models == "all" else [m for m in a.models.split(",") if m]
     argv_s = sys.argv[1:] if argv is None else list(argv)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    cpu = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                if line.startswith("model name")), platform.processor()) or platform.processor()
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
     res: dict = {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                  "command": "python benchmarks/bench_infer.py " + " ".join(shlex.quote(x) for x in argv_s),
                  "machine": {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+                             "vnni": bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8"}),
+                             "simd": sorted(f for f in flags if f.startswith(("avx", "amx"))),
                              "onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
                  "repeats": a.repeats, "calibration": a.calibration, "calibration_images": a.calib_images,
                  "fp32_stem_convs": a.fp32_stem_convs, "seed": a.seed}

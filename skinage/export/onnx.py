@@ -83,9 +83,9 @@ class ExportConfig:
                 "with the calibration images (Nagel et al. 2019); --no-int8-bias-correction turns it off"})
     int8_reduce_range: bool = field(default=True, metadata={
         "help": "int8: weights on 7 bits (-64..64, per channel), so that x86 CPUs without VNNI (AVX2, AVX-512 without "
-                "VNNI) cannot saturate their 16-bit sums of u8 x s8 products - there the 8-bit file drifted from fp32 "
-                "several times more; --no-int8-reduce-range: full 8-bit weights (ARM phones and VNNI CPUs do not "
-                "saturate)"})
+                "VNNI) cannot saturate their 16-bit sums of u8 x s8 products (on such a CPU the 8-bit file of the "
+                "utkface-age MobileNetV2 was 2.4x as far from fp32, mean KL 0.0070 against 0.0029); "
+                "--no-int8-reduce-range: full 8-bit weights (ARM phones and VNNI CPUs do not saturate)"})
     int8_search: bool = field(default=False, metadata={
         "help": "write model.int8.onnx (implies --int8) with the calibration method and the fp32 convolutions "
                 "chosen on the run's VALIDATION images: entropy or percentile, then the convolution blocks that "
@@ -862,7 +862,7 @@ def pixel_noise(x: np.ndarray, level: int = 1, seed: int = 0) -> np.ndarray:
     """``x`` (uint8 pixels) with every value moved by a random integer in ``[-level, level]``, clipped to 0..255.
 
     The export's *noise floor*: how often the fp32 model itself changes class when each pixel moves by one
-    level of 255 (far below what a camera's own noise does). An int8 file that agrees with fp32 about as
+    level of 255 (less than a camera's own noise). An int8 file that agrees with fp32 about as
     often as fp32 agrees with itself under this noise is as close to fp32 as fp32 is to itself.
 
     >>> x = np.array([[0, 128, 255]], dtype=np.uint8)

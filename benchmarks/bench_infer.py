@@ -141,8 +141,6 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
     ``--int8-search`` export per budget in ``search_budgets``; the targets are checked on the first."""
     import torch
 
-    import onnxruntime as ort
-
     from skinage.export.onnx import _batched, _mean_kl, _resolve, _rows, export, find_manifest, load_batch, \
         pixel_noise, time_alternating, torch_one_thread_fn, ExportConfig
     from skinage.config import build_config
@@ -181,16 +179,11 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
         pn = _batched(lambda b: s32.run(None, {INPUT_NAME: b})[0], pixel_noise(x, 1, seed))
         noise_floor[split] = float((predict_labels(pn, rule) == predict_labels(probs[split]["onnx fp32"], rule)).mean())
     sessions = {"onnx fp32": s32}
-    # ONNX Runtime's exact int8 kernels (session.x64quantprecision): on x86 CPUs without VNNI the fast ones sum
-    # pairs of u8 x s8 products in 16 bits and can saturate; elsewhere both give the same numbers
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.log_severity_level = 2, 3
-    so.add_session_config_entry("session.x64quantprecision", "1")
-    exact = {}
+    exact = {}  # the same files with ONNX Runtime's exact int8 kernels (see ort_session)
     for name, (res, _) in exports.items():
         s8 = ort_session(res["files"]["onnx_int8"], 1)
         sessions[f"int8 {name}"] = s8
-        sx = ort.InferenceSession(res["files"]["onnx_int8"], so, providers=["CPUExecutionProvider"])
+        sx = ort_session(res["files"]["onnx_int8"], 2, exact_int8=True)
         for split, (x, _) in data.items():
             probs[split][f"int8 {name}"] = _batched(lambda b: s8.run(None, {INPUT_NAME: b})[0], x)
             exact[(name, split)] = _batched(lambda b: sx.run(None, {INPUT_NAME: b})[0], x)

@@ -188,3 +188,21 @@ def test_onnx_predictor_knows_the_ordinal_head(tmp_path):
     path = export_onnx(model, meta, tmp_path / "corn.onnx")
     assert OnnxPredictor(path).ordinal == "corn"
     assert read_onnx_metadata(path)["output"]["class_rule"].startswith("rank")
+
+
+def test_ort_session_exact_int8_sets_onnxruntimes_precise_kernels(tmp_path):
+    """bench_infer's exact-kernel scores rely on this option reaching the session."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from skinage.export.predict import ort_session
+
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    opts = ort_session(path, 1, exact_int8=True).get_session_options()
+    assert opts.get_session_config_entry("session.x64quantprecision") == "1"
+    with pytest.raises(RuntimeError, match="x64quantprecision"):  # not set: the fast kernels
+        ort_session(path, 1).get_session_options().get_session_config_entry("session.x64quantprecision")

@@ -141,8 +141,13 @@ def _image_error_types() -> tuple:
 # --------------------------------------------------------------------------------------------
 # models
 
-def ort_session(path: str | os.PathLike, threads: int = 1):
-    """An ONNX Runtime CPU session; ``threads`` intra-op threads (0: runtime default)."""
+def ort_session(path: str | os.PathLike, threads: int = 1, exact_int8: bool = False):
+    """An ONNX Runtime CPU session; ``threads`` intra-op threads (0: runtime default).
+
+    ``exact_int8``: ONNX Runtime's exact int8 kernels (``session.x64quantprecision``). On x86 CPUs without
+    VNNI the default, fast ones sum pairs of u8 x s8 products in 16 bits, which 8-bit weights can saturate;
+    elsewhere both give the same numbers.
+    """
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -150,6 +155,8 @@ def ort_session(path: str | os.PathLike, threads: int = 1):
         so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1
     so.log_severity_level = 3
+    if exact_int8:
+        so.add_session_config_entry("session.x64quantprecision", "1")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 

@@ -309,6 +309,46 @@ def test_batch_augment_colour_is_torchvisions_jitter():
     assert torch.equal(out, same)
 
 
+def test_batch_augment_noise_draws_each_images_strength():
+    """noise: per image a standard deviation uniform in [0, noise_std], drawn after the other steps' draws."""
+    from skinage.training.augment import BatchAugment
+
+    x = torch.full((64, 3, 32, 32), 0.5)
+    out = BatchAugment("noise", 32, noise_std=0.04)(x, torch.Generator().manual_seed(0))
+    sd = (out - 0.5).flatten(1).std(1)
+    # independently: the same generator's first 64 uniforms are the strengths (3072 pixels per image, so the
+    # measured spread is within a few per cent of the drawn one)
+    want = 0.04 * torch.rand(64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(sd, want, rtol=0.06, atol=1e-3)
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    # the geometric and colour draws are unchanged by appending noise; with strength 0 it adds nothing
+    img = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    plain = BatchAugment("flip,rotate,jitter,crop", 32)(img, torch.Generator().manual_seed(1))
+    zero = BatchAugment("flip,rotate,jitter,crop,noise", 32, noise_std=0.0)(img, torch.Generator().manual_seed(1))
+    assert torch.equal(plain, zero)
+
+
+def test_noise_step_through_train_and_feature_views(bd_manifest, tmp_path):
+    """--augment ...,noise is accepted by both modes; the noise strength is part of the feature cache key."""
+    kw = dict(data=bd_manifest, model="squeezenet1_1", pretrained=False, size=32, epochs=1, batch_size=8,
+              precision="fp32", project=tmp_path, **FAST)
+    res = train(mode="finetune", augment="flip,noise", name="ft", **kw)
+    assert res.metrics["epochs_run"] == 1
+    import yaml
+
+    args = yaml.safe_load((res.run_dir / "args.yaml").read_text())
+    assert args["augment"] == "flip,noise" and args["noise_std"] == 0.03
+    from skinage.models.model import SkinageModel
+    from skinage.training.features import FeatureCache
+
+    df = read_manifest(bd_manifest).split("train").head(2)
+    c = FeatureCache(SkinageModel("squeezenet1_1", 2, pretrained=False), 32, root=tmp_path / "cache", progress=False)
+    a = c.get(df, views=1, aug_spec="noise", noise_std=0.05)
+    b = c.get(df, views=1, aug_spec="noise", noise_std=0.2)
+    assert c.stats["reused"] == 2  # only the plain views were shared
+    assert not np.allclose(a[:, 1], b[:, 1])
+
+
 def test_mixup_changes_what_the_model_sees(bd_manifest, tmp_path):
     """--mixup really mixes the batches: same seed, same data, different weights after an epoch."""
     kw = dict(data=bd_manifest, model="squeezenet1_1", mode="finetune", pretrained=False, size=32, epochs=1,

@@ -195,7 +195,7 @@ class FeatureCache:
     # -- main entry -------------------------------------------------------------------------------
     def get(self, df, views: int = 0, aug_spec: str = "flip,rotate,jitter,crop", desc: str = "features",
             on_error: Callable[[int, str], None] | None = None, rotate_deg: float = 10.0,
-            crop_scale: float = 0.75) -> np.ndarray:
+            crop_scale: float = 0.75, noise_std: float = 0.03) -> np.ndarray:
         """Embeddings of every row of ``df``: array (N, 1 + views, D) float32.
 
         View 0 is the plain crop; views 1..``views`` are augmented versions. A row
@@ -211,6 +211,8 @@ class FeatureCache:
         bboxes = [_row_bbox(r) for r in df.to_dict("records")] if {"x0", "y0", "x1", "y1"} <= set(df.columns) else [None] * n
         ikeys = [image_key(p, b) for p, b in zip(paths, bboxes)]
         tag = f"{_spec_tag(aug_spec)}-r{rotate_deg:g}-s{crop_scale:g}"
+        if views and "noise" in _spec_tag(aug_spec).split("-"):
+            tag += f"-n{noise_std:g}"
         todo: list[tuple[int, int]] = []
         for i, k in enumerate(ikeys):
             for v in range(1 + views):
@@ -229,7 +231,7 @@ class FeatureCache:
         items = list(per_image.items())
         from .augment import build_augment, to_float
 
-        aug = build_augment(aug_spec, self.input_size, rotate_deg, crop_scale) if views else None
+        aug = build_augment(aug_spec, self.input_size, rotate_deg, crop_scale, noise_std) if views else None
         bad: dict[int, str] = {}
 
         def load(item):

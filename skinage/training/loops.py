@@ -271,7 +271,7 @@ class FeatureTask(_TaskBase):
                 data.aside(df.iloc[i].to_dict(), reason)
 
             arr = self.cache.get(df, views=views, aug_spec=cfg.augment, desc=f"features {split}", on_error=on_error,
-                                 rotate_deg=cfg.rotate, crop_scale=cfg.crop_scale)
+                                 rotate_deg=cfg.rotate, crop_scale=cfg.crop_scale, noise_std=cfg.noise_std)
             ok = np.array([i not in bad for i in range(len(df))], dtype=bool) & np.isfinite(arr).all(axis=(1, 2))
             df, arr = df[ok].reset_index(drop=True), arr[ok]
             y = df["label"].astype(int).values
@@ -425,7 +425,7 @@ class ImageTask(_TaskBase):
             model.freeze_backbone(int(cfg.unfreeze))
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.aug = BatchAugment(cfg.augment, cfg.size, cfg.rotate, cfg.crop_scale)
+        self.aug = BatchAugment(cfg.augment, cfg.size, cfg.rotate, cfg.crop_scale, cfg.noise_std)
         self.loss_fn = self._loss_fn(self.stores["train"].y.numpy())
         self.distiller = None
         if cfg.mode == "distill":

@@ -19,7 +19,7 @@ train``, about a minute of embedding computation per 1,000 images on 2 cores).
 Targets (issue 5, MobileNetV2): int8 >= 5x faster than eager fp32, int8 file <= 4 MB, int8 vs
 fp32 agreement >= 98 % and accuracy loss <= 1 point on the utkface-age test split.
 
-Writes ``benchmarks/results/bench_infer.json`` and ``benchmarks/results/bench_infer.md``.
+Writes ``benchmarks/results/bench_infer.json`` and ``benchmarks/results/bench_infer.md`` (``--out NAME``: NAME.json, NAME.md).
 Heavy: run it as ``flock /tmp/skinage-heavy.lock python benchmarks/bench_infer.py``. The committed results:
 ``python benchmarks/bench_infer.py --run runs/bench/runs/utk4_mnv2_finetune224_mixup_ema --repeats 100
 --int8-search-budget 6`` (the run of ``benchmarks/run_all.py``; speed part: ``skinage export --int8`` defaults for every model; the
@@ -388,7 +388,11 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=30, help="epochs when training the run")
     ap.add_argument("--skip-fidelity", action="store_true", help="speed part only")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="bench_infer", help="results file names in benchmarks/results/: OUT.json and "
+                    "OUT.md (another name keeps the committed results, e.g. when benchmarking a second run)")
     a = ap.parse_args(argv)
+    if not a.out or Path(a.out).name != a.out or a.out.endswith((".json", ".md")):
+        ap.error(f"--out {a.out!r}: give a bare name such as bench_infer_noise (the .json and .md are added)")
     if a.run is not None and not a.skip_fidelity:
         # checked before the speed part (minutes), not after it
         from skinage.models.checkpoint import resolve_checkpoint
@@ -433,9 +437,9 @@ def main(argv=None) -> int:
     res["summary"] = {k: v["value"] for k, v in res["targets"].items()}
     res["seconds"] = round(time.perf_counter() - t0, 1)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS / "bench_infer.json", res)
+    atomic_write_json(RESULTS / f"{a.out}.json", res)
     md = render(res)
-    atomic_write_text(RESULTS / "bench_infer.md", md)
+    atomic_write_text(RESULTS / f"{a.out}.md", md)
     print(md)
     return 0
 

@@ -20,3 +20,21 @@ def test_missing_run_is_refused_before_the_speed_part(tmp_path, capsys, monkeypa
     assert called == []  # refused before minutes of timing, not after
     err = capsys.readouterr().err
     assert "no-such-run" in err and "run_all.py --only utk --runs" in err
+
+
+def test_out_names_the_result_files(tmp_path, monkeypatch):
+    """--out NAME writes NAME.json / NAME.md, leaving the committed bench_infer.* alone; a path is refused."""
+    import json
+
+    import pytest
+
+    mod = _bench_infer()
+    monkeypatch.setattr(mod, "RESULTS", tmp_path)
+    monkeypatch.setattr(mod, "speed_part", lambda *a, **k: {})
+    monkeypatch.setattr(mod, "check_targets", lambda speed, fid: {})
+    monkeypatch.setattr(mod, "render", lambda res: "# bench\n")
+    assert mod.main(["--skip-fidelity", "--models", "mobilenet_v2", "--out", "bench_infer_noise"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench_infer_noise.json", "bench_infer_noise.md"]
+    assert json.loads((tmp_path / "bench_infer_noise.json").read_text())["fidelity"] is None
+    with pytest.raises(SystemExit):
+        mod.main(["--skip-fidelity", "--out", "../elsewhere"])

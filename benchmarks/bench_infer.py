@@ -145,7 +145,7 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
         pixel_noise, time_alternating, torch_one_thread_fn, ExportConfig
     from skinage.config import build_config
     from skinage.export.predict import INPUT_NAME, ort_session, read_onnx_metadata
-    from skinage.models.decode import predict_labels
+    from skinage.models.decode import decision_margin, predict_labels
 
     settings = {"--int8": {"int8": True}}  # skinage export's defaults
     for b in search_budgets if search else ():
@@ -224,6 +224,12 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
             row[f"{split}_fp32_accuracy"] = float((c32 == y).mean())
             row[f"{split}_int8_accuracy"] = float((c8 == y).mean())
             row[f"{split}_images"] = int(len(x))
+            # how near a tie the images int8 reads differently were in fp32 (see decision_margin), and how many
+            # images of the split are that near: the pool any small change of the arithmetic can flip
+            margin = decision_margin(p32, rule)
+            worst = float(margin[c8 != c32].max()) if (c8 != c32).any() else 0.0
+            row[f"{split}_disagreement_max_margin"] = worst
+            row[f"{split}_near_tie_share"] = float((margin <= worst).mean()) if worst else 0.0
         row["accuracy_change"] = row["test_int8_accuracy"] - row["test_fp32_accuracy"]
         rows_out.append(row)
     chosen = next((r for r in rows_out if "--int8-search" in r["setting"]), rows_out[0])
@@ -322,6 +328,15 @@ def render(res: dict) -> str:
                          f"{100 * r['val_agreement_exact_kernels']:.2f} % | {100 * r['test_agreement']:.2f} / "
                          f"{100 * r['test_agreement_exact_kernels']:.2f} % | {r['val_kl']:.4f} / "
                          f"{r['val_kl_exact_kernels']:.4f} | {r['test_kl']:.4f} / {r['test_kl_exact_kernels']:.4f} |")
+        if all("test_disagreement_max_margin" in r for r in f["settings"]):
+            L += ["", "Where int8 disagrees: the largest fp32 *decision margin* (`skinage.models.decode.decision_margin`: "
+                  "the probability that must move for the class to change) among the images int8 reads differently, "
+                  "and the share of all images with a margin that small (near-ties):", "",
+                  "| setting | val: largest margin, near-ties | test: largest margin, near-ties |", "|---|---|---|"]
+            for r in f["settings"]:
+                L.append(f"| `{r['setting']}` | {r['val_disagreement_max_margin']:.3f}, "
+                         f"{100 * r['val_near_tie_share']:.1f} % | {r['test_disagreement_max_margin']:.3f}, "
+                         f"{100 * r['test_near_tie_share']:.1f} % |")
         nf = f.get("noise_floor_agreement")
         if nf:
             L += ["", f"**Noise floor:** the fp32 file against itself, with every pixel of the same images moved by a "

@@ -210,3 +210,22 @@ def test_flip_tta_is_the_mean_of_the_image_and_its_mirror(tmp_path):
         assert torch.allclose(m3(x), plain, atol=1e-5)
     with pytest.raises(ValueError, match="flip"):
         SkinageModel("squeezenet1_1", 3, pretrained=False, tta="rot90")
+
+
+def test_decision_margin_is_the_mass_that_flips_the_class():
+    """Moving slightly more than the margin from the winner flips the class; slightly less does not."""
+    import numpy as np
+
+    from skinage.models.decode import decision_margin, predict_labels
+
+    # hand-worked: argmax [0.6, 0.25, 0.15] -> (0.6 - 0.25) / 2 = 0.175; rank [0.1, 0.45, 0.3, 0.15]:
+    # P(y>k) = 0.9, 0.45, 0.15 -> nearest to 0.5 is 0.45, margin 0.05
+    assert decision_margin(np.array([[0.6, 0.25, 0.15]]), None)[0] == pytest.approx(0.175)
+    p = np.array([[0.1, 0.45, 0.3, 0.15]])
+    assert decision_margin(p, "corn")[0] == pytest.approx(0.05)
+    assert predict_labels(p, "corn")[0] == 1
+    # moving 0.06 of mass from class 1 to class 2 lifts P(y>1) to 0.51: rank 2; moving 0.04 does not
+    assert predict_labels(p + [[0, -0.06, 0.06, 0]], "corn")[0] == 2
+    assert predict_labels(p + [[0, -0.04, 0.04, 0]], "corn")[0] == 1
+    q = np.array([[0.6, 0.25, 0.15]])
+    assert predict_labels(q + [[-0.18, 0.18, 0]], None)[0] == 1 and predict_labels(q + [[-0.17, 0.17, 0]], None)[0] == 0

@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["predict_labels", "decision_rule"]
+__all__ = ["predict_labels", "decision_rule", "decision_margin"]
 
 
 def predict_labels(probs, ordinal: Optional[str]) -> np.ndarray:
@@ -35,6 +35,29 @@ def predict_labels(probs, ordinal: Optional[str]) -> np.ndarray:
         return probs.argmax(1)
     above = 1.0 - np.cumsum(probs, axis=1)[:, :-1]
     return (above > 0.5).sum(1)
+
+
+def decision_margin(probs, ordinal: Optional[str]) -> np.ndarray:
+    """How far each row of ``probs`` (N, K) is from changing class under :func:`predict_labels`: the
+    least probability mass that must move for another class to win.
+
+    Argmax: half the gap between the two most probable classes. Ordinal (rank): the distance of the
+    nearest ``P(y > k)`` from 0.5. An image with a margin of 0.01 is a near-tie: any small change of
+    the input or of the arithmetic (int8) can change its class.
+
+    >>> decision_margin(np.array([[0.5, 0.3, 0.2]]), None).round(3).tolist()
+    [0.1]
+    >>> decision_margin(np.array([[0.3, 0.3, 0.4]]), "corn").round(3).tolist()  # P(y>k) = .7, .4
+    [0.1]
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim == 1:
+        probs = probs[None, :]
+    if not ordinal:
+        top2 = np.sort(probs, axis=1)[:, -2:]
+        return (top2[:, 1] - top2[:, 0]) / 2
+    above = 1.0 - np.cumsum(probs, axis=1)[:, :-1]
+    return np.abs(above - 0.5).min(1)
 
 
 def decision_rule(ordinal: Optional[str]) -> str:

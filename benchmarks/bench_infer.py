@@ -145,7 +145,7 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
         pixel_noise, time_alternating, torch_one_thread_fn, ExportConfig
     from skinage.config import build_config
     from skinage.export.predict import INPUT_NAME, ort_session, read_onnx_metadata
-    from skinage.models.decode import decision_margin, predict_labels
+    from skinage.models.decode import near_ties, predict_labels
 
     settings = {"--int8": {"int8": True}}  # skinage export's defaults
     for b in search_budgets if search else ():
@@ -226,10 +226,9 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
             row[f"{split}_images"] = int(len(x))
             # how near a tie the images int8 reads differently were in fp32 (see decision_margin), and how many
             # images of the split are that near: the pool any small change of the arithmetic can flip
-            margin = decision_margin(p32, rule)
-            worst = float(margin[c8 != c32].max()) if (c8 != c32).any() else 0.0
-            row[f"{split}_disagreement_max_margin"] = worst
-            row[f"{split}_near_tie_share"] = float((margin <= worst).mean()) if worst else 0.0
+            worst, share = near_ties(p32, p8, rule)
+            row[f"{split}_disagreement_max_margin"] = worst or 0.0
+            row[f"{split}_near_tie_share"] = share or 0.0
         row["accuracy_change"] = row["test_int8_accuracy"] - row["test_fp32_accuracy"]
         rows_out.append(row)
     chosen = next((r for r in rows_out if "--int8-search" in r["setting"]), rows_out[0])

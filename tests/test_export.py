@@ -185,3 +185,23 @@ def test_noise_floor_row_is_fp32_against_itself_with_one_level_of_pixel_noise(ex
     assert row["max_abs_prob_diff"] > 0  # the noise did reach the model
     assert row["accuracy"] == pytest.approx(float((moved.argmax(1) == y).mean()))
     assert res["noise_floor_agreement"] == row["agreement"]
+
+
+def test_int8_row_says_how_near_a_tie_its_disagreements_were(exported):
+    """The int8 row's near-tie figures, worked out here from the two files with onnxruntime directly."""
+    import onnxruntime as ort
+
+    tiny, res = exported
+    x, _ = _val_pixels(tiny)
+    run = lambda f: ort.InferenceSession(f, providers=["CPUExecutionProvider"]).run(None, {"pixels": x})[0]  # noqa: E731
+    p32, p8 = run(res["files"]["onnx_fp32"]), run(res["files"]["onnx_int8"])
+    top2 = np.sort(p32, axis=1)[:, -2:]
+    margin = (top2[:, 1] - top2[:, 0]) / 2  # a softmax head: half the gap between its two best classes
+    differ = p8.argmax(1) != p32.argmax(1)
+    row = next(r for r in res["rows"] if r["format"] == "onnx int8")
+    if not differ.any():
+        assert row["disagreement_max_margin"] is None and row["near_tie_share"] is None
+    else:
+        assert row["disagreement_max_margin"] == pytest.approx(float(margin[differ].max()), abs=1e-6)
+        assert row["near_tie_share"] == pytest.approx(float((margin <= margin[differ].max()).mean()))
+    assert (tiny["run"] / "export" / "export_results.md").exists()

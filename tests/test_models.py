@@ -229,3 +229,19 @@ def test_decision_margin_is_the_mass_that_flips_the_class():
     assert predict_labels(p + [[0, -0.04, 0.04, 0]], "corn")[0] == 1
     q = np.array([[0.6, 0.25, 0.15]])
     assert predict_labels(q + [[-0.18, 0.18, 0]], None)[0] == 1 and predict_labels(q + [[-0.17, 0.17, 0]], None)[0] == 0
+
+
+def test_near_ties_of_an_ordinal_head():
+    """Worked by hand for a rank-decoded head: P(y>k) of each row, the flipped rows, their margins."""
+    import numpy as np
+
+    from skinage.models.decode import near_ties
+
+    # rows: P(y>0), P(y>1) = (0.9, 0.53) rank 2; (0.8, 0.2) rank 1; (0.51, 0.1) rank 1; (0.3, 0.1) rank 0
+    ref = np.array([[0.1, 0.37, 0.53], [0.2, 0.6, 0.2], [0.49, 0.41, 0.1], [0.7, 0.2, 0.1]])
+    # other flips row 0 (P(y>1) 0.53 -> 0.47: margin 0.03) and row 2 (P(y>0) 0.51 -> 0.48: margin 0.01)
+    other = np.array([[0.1, 0.43, 0.47], [0.2, 0.6, 0.2], [0.52, 0.38, 0.1], [0.7, 0.2, 0.1]])
+    worst, share = near_ties(ref, other, "corn")
+    assert worst == pytest.approx(0.03)
+    assert share == pytest.approx(0.5)  # margins 0.03, 0.3, 0.01, 0.2: two of four are <= 0.03
+    assert near_ties(ref, ref, "corn") == (None, None)

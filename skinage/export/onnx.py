@@ -48,7 +48,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
-from ..models.decode import decision_rule, predict_labels
+from ..models.decode import decision_rule, near_ties, predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
 from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session,
                       read_onnx_metadata)
@@ -1104,10 +1104,15 @@ def _export(cfg: ExportConfig) -> dict:
         sess_int8 = ort_session(int8_path, 0)
         p_int8 = _batched(lambda x: sess_int8.run(None, {INPUT_NAME: x})[0], check_x)
         a8, a32 = acc(p_int8), acc(p_fp32)
+        # where int8 reads a class differently: how near a tie those images were in fp32 (decision_margin), and
+        # how many of the checked images are that near - agreement over few images is a draw among them
+        worst, share = near_ties(p_fp32, p_int8, rule)
         rows_out.append({"format": "onnx int8", "file": int8_path.name, "size_bytes": int8_path.stat().st_size,
                          "agreement": agree(p_int8, p_fp32), "reference": "onnx fp32",
                          "max_abs_prob_diff": float(np.abs(p_int8 - p_fp32).max()), "accuracy": a8,
-                         "accuracy_change": None if a8 is None else a8 - a32})
+                         "accuracy_change": None if a8 is None else a8 - a32,
+                         "disagreement_max_margin": worst,
+                         "near_tie_share": share})
     if ts_path is not None:
         ts = _jit_load(ts_path)
         with torch.inference_mode():
@@ -1162,6 +1167,11 @@ def _export(cfg: ExportConfig) -> dict:
           f"one thread, formats alternating. The row *onnx fp32, pixels +-1* is the fp32 file on the same images with "
           f"every pixel moved by a random -1, 0 or +1 level: the model's own noise floor, for reading the int8 "
           f"agreement.\n\n{table}\n")
+    r8 = next((r for r in rows_out if r["format"] == "onnx int8"), None)
+    if r8 is not None and r8["disagreement_max_margin"] is not None:
+        md += (f"\nThe images int8 reads differently were near-ties in fp32: the largest decision margin (the "
+               f"probability that must move for the class to change) among them was {r8['disagreement_max_margin']:.3f}, "
+               f"and {100 * r8['near_tie_share']:.1f} % of the checked images have a margin that small.\n")
     if skipped:
         md += f"\n{len(skipped)} unreadable images were skipped (listed in export_results.json).\n"
     atomic_write_json(out / "export_results.json", result)
@@ -1169,9 +1179,12 @@ def _export(cfg: ExportConfig) -> dict:
     print(table)
     say(f"skinage export: parity on {where}; results in {out / 'export_results.md'}")
     if int8_path is not None:
-        a8 = next(r for r in rows_out if r["format"] == "onnx int8")["agreement"]
-        say(f"skinage export: int8 agrees with fp32 on {100 * a8:.1f} % of the images; the fp32 model agrees with "
-            f"itself on {100 * row_noise['agreement']:.1f} % when every pixel moves by one level (its noise floor)")
+        r8 = next(r for r in rows_out if r["format"] == "onnx int8")
+        say(f"skinage export: int8 agrees with fp32 on {100 * r8['agreement']:.1f} % of the images; the fp32 model agrees "
+            f"with itself on {100 * row_noise['agreement']:.1f} % when every pixel moves by one level (its noise floor)")
+        if r8["disagreement_max_margin"] is not None:
+            say(f"skinage export: the images int8 reads differently were near-ties in fp32 (probability margin <= "
+                f"{r8['disagreement_max_margin']:.3f}); {100 * r8['near_tie_share']:.1f} % of the images are that near")
     if row_fp32["agreement"] < 1.0:
         say(f"skinage export: WARNING: ONNX fp32 agrees with PyTorch on only {100 * row_fp32['agreement']:.2f} % "
             f"of the images")

@@ -22,7 +22,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["predict_labels", "decision_rule", "decision_margin"]
+__all__ = ["predict_labels", "decision_rule", "decision_margin", "near_ties"]
 
 
 def predict_labels(probs, ordinal: Optional[str]) -> np.ndarray:
@@ -58,6 +58,27 @@ def decision_margin(probs, ordinal: Optional[str]) -> np.ndarray:
         return (top2[:, 1] - top2[:, 0]) / 2
     above = 1.0 - np.cumsum(probs, axis=1)[:, :-1]
     return np.abs(above - 0.5).min(1)
+
+
+def near_ties(ref, other, ordinal: Optional[str]) -> tuple[Optional[float], Optional[float]]:
+    """Where ``other`` (e.g. int8 probabilities) reads a class differently from ``ref`` (fp32): the largest
+    :func:`decision_margin` of ``ref`` among those rows, and the share of all rows with a margin that small.
+
+    ``(None, None)`` when they agree everywhere. A small largest margin says the disagreements are
+    near-ties; the share says how many images such a small change could flip.
+
+    >>> ref = np.array([[0.9, 0.1], [0.52, 0.48], [0.49, 0.51], [0.3, 0.7]])
+    >>> other = np.array([[0.9, 0.1], [0.49, 0.51], [0.49, 0.51], [0.3, 0.7]])
+    >>> m, share = near_ties(ref, other, None)  # row 1 flipped (margin 0.02); row 2 (0.01) is as near
+    >>> round(m, 3), share
+    (0.02, 0.5)
+    """
+    margin = decision_margin(ref, ordinal)
+    differ = predict_labels(other, ordinal) != predict_labels(ref, ordinal)
+    if not differ.any():
+        return None, None
+    worst = float(margin[differ].max())
+    return worst, float((margin <= worst + 1e-12).mean())
 
 
 def decision_rule(ordinal: Optional[str]) -> str:

@@ -977,7 +977,8 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   97.8 % / 97.5 %, 4.0x / 4.5x. Issue 5's targets of 98 % agreement and 5x (cold) are not met; size and
   accuracy loss are. **Every disagreement is a near-tie**: among the images int8 reads differently, the
   largest fp32 decision margin (the probability that must move for the class to change,
-  `skinage.models.decode.decision_margin`) was 0.073, and 10-17 % of all images lie that near a tie. So on 555
+  `skinage.models.decode.decision_margin`) was at most 0.073 for these two files, and 10-17 % of all images lie
+  that near a tie. So on 555
   images agreement moves by one or two points between files whose probabilities are equally close to fp32:
   without bias correction, validation agreement was 98.9 % with the same KL (0.0020), test agreement the
   same 96.2 %. On this CPU full 8-bit weights (`--no-int8-reduce-range`) are a little closer (KL 0.0014,

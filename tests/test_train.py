@@ -329,7 +329,7 @@ def test_batch_augment_noise_draws_each_images_strength():
 
 
 def test_noise_step_through_train_and_feature_views(bd_manifest, tmp_path):
-    """--augment ...,noise is accepted by both modes; the noise strength is part of the feature cache key."""
+    """--augment ...,noise trains a finetune run and makes feature-cache views; its strength is part of the cache key."""
     kw = dict(data=bd_manifest, model="squeezenet1_1", pretrained=False, size=32, epochs=1, batch_size=8,
               precision="fp32", project=tmp_path, **FAST)
     res = train(mode="finetune", augment="flip,noise", name="ft", **kw)

@@ -889,7 +889,7 @@ the full tables, with confidence intervals for every figure, the baselines and t
 {table}
 
 **Reproduce:** `make bench` (everything: feature-mode runs, fine-tuning, distillation and the speed
-benchmarks; roughly 1.5 hours on 2 cores), or `.venv/bin/python benchmarks/run_all.py --quick`
+benchmarks; about 5 hours on 2 cores, the training times in RESULTS.md adding up to 4.9 h), or `.venv/bin/python benchmarks/run_all.py --quick`
 (feature-mode runs only, about 15 minutes), with the real data in `../shared/data`; choose sections
 with `--only aihub,utk,forehead,london,speed` and single runs with `--runs NAME,...` (`--list` names
 them; `--rescore --runs NAME,...` evaluates and exports existing run folders again without training). Seeds

@@ -227,8 +227,8 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
             # how near a tie the images int8 reads differently were in fp32 (see decision_margin), and how many
             # images of the split are that near: the pool any small change of the arithmetic can flip
             worst, share = near_ties(p32, p8, rule)
-            row[f"{split}_disagreement_max_margin"] = worst or 0.0
-            row[f"{split}_near_tie_share"] = share or 0.0
+            row[f"{split}_disagreement_max_margin"] = worst  # None: int8 agrees on every image
+            row[f"{split}_near_tie_share"] = share
         row["accuracy_change"] = row["test_int8_accuracy"] - row["test_fp32_accuracy"]
         rows_out.append(row)
     chosen = next((r for r in rows_out if "--int8-search" in r["setting"]), rows_out[0])
@@ -332,10 +332,12 @@ def render(res: dict) -> str:
                   "the probability that must move for the class to change) among the images int8 reads differently, "
                   "and the share of all images with a margin that small (near-ties):", "",
                   "| setting | val: largest margin, near-ties | test: largest margin, near-ties |", "|---|---|---|"]
+            def ties(r, split):
+                m, share = r[f"{split}_disagreement_max_margin"], r[f"{split}_near_tie_share"]
+                return "no disagreement" if m is None else f"{m:.3f}, {100 * share:.1f} %"
+
             for r in f["settings"]:
-                L.append(f"| `{r['setting']}` | {r['val_disagreement_max_margin']:.3f}, "
-                         f"{100 * r['val_near_tie_share']:.1f} % | {r['test_disagreement_max_margin']:.3f}, "
-                         f"{100 * r['test_near_tie_share']:.1f} % |")
+                L.append(f"| `{r['setting']}` | {ties(r, 'val')} | {ties(r, 'test')} |")
         nf = f.get("noise_floor_agreement")
         if nf:
             L += ["", f"**Noise floor:** the fp32 file against itself, with every pixel of the same images moved by a "

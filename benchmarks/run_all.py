@@ -978,8 +978,7 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   accuracy loss are. **Every disagreement is a near-tie**: among the images int8 reads differently, the
   largest fp32 decision margin (the probability that must move for the class to change,
   `skinage.models.decode.decision_margin`) was at most 0.073 for these two files, and 10-17 % of all images lie
-  that near a tie. So on 555
-  images agreement moves by one or two points between files whose probabilities are equally close to fp32:
+  that near a tie. So on 555 images agreement moves by one or two points between files whose probabilities are equally close to fp32:
   without bias correction, validation agreement was 98.9 % with the same KL (0.0020), test agreement the
   same 96.2 %. On this CPU full 8-bit weights (`--no-int8-reduce-range`) are a little closer (KL 0.0014,
   98.4 % / 97.3 %); the 7-bit default exists for x86 CPUs without VNNI, whose fast kernels saturate on 8-bit

@@ -1182,8 +1182,7 @@ def _export(cfg: ExportConfig) -> dict:
     atomic_write_text(out / "export_results.md", md)
     print(table)
     say(f"skinage export: parity on {where}; results in {out / 'export_results.md'}")
-    if int8_path is not None:
-        r8 = next(r for r in rows_out if r["format"] == "onnx int8")
+    if r8 is not None:
         say(f"skinage export: int8 agrees with fp32 on {100 * r8['agreement']:.1f} % of the images; the fp32 model agrees "
             f"with itself on {100 * row_noise['agreement']:.1f} % when every pixel moves by one level (its noise floor)")
         if r8["disagreement_max_margin"] is not None:

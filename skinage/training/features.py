@@ -210,9 +210,10 @@ class FeatureCache:
         paths = df["path"].astype(str).tolist()
         bboxes = [_row_bbox(r) for r in df.to_dict("records")] if {"x0", "y0", "x1", "y1"} <= set(df.columns) else [None] * n
         ikeys = [image_key(p, b) for p, b in zip(paths, bboxes)]
-        tag = f"{_spec_tag(aug_spec)}-r{rotate_deg:g}-s{crop_scale:g}"
-        if views and "noise" in _spec_tag(aug_spec).split("-"):
-            tag += f"-n{noise_std:g}"
+        steps_tag = _spec_tag(aug_spec)
+        tag = f"{steps_tag}-r{rotate_deg:g}-s{crop_scale:g}"
+        if views and "noise" in steps_tag.split("-"):
+            tag += f"-n{noise_std:g}"  # only specs with noise: existing cache keys stay valid
         todo: list[tuple[int, int]] = []
         for i, k in enumerate(ikeys):
             for v in range(1 + views):

@@ -294,14 +294,21 @@ def test_evaluate_reproduces_the_validation_figure_training_chose_by(tmp_path):
     from skinage.training.train import train
 
     manifest = _manifest(tmp_path, n_subjects=36)
-    run = train(data=manifest, model="squeezenet1_1", mode="finetune", epochs=3, size=32, pretrained=False,
-                ordinal="corn", precision="fp32", lr=3e-3, project=tmp_path / "runs", progress=False, threads=1,
-                warmup=0.0)
-    res = evaluate(run, split="val", out=str(tmp_path / "ev"), **dict(FAST, gradcam=0, embedding="none"))
-    pred = pd.read_csv(tmp_path / "ev" / "eval_predictions.csv")
-    p = pred[[f"p_{j}" for j in range(3)]].to_numpy()
-    # the check can fail: this model has validation rows whose most probable class is not their rank
-    assert (p.argmax(1) != predict_labels(p, "corn")).any(), "no row tells the two rules apart"
+    # The check needs a model with validation rows whose most probable class is not their rank. About one seed
+    # in ten trains a model without such a row (and a CPU's rounding can pick which), so up to three seeds are
+    # tried; the test fails if none of them gives one.
+    for seed in range(3):
+        run = train(data=manifest, model="squeezenet1_1", mode="finetune", epochs=3, size=32, pretrained=False,
+                    ordinal="corn", precision="fp32", lr=3e-3, seed=seed, project=tmp_path / "runs",
+                    name=f"corn{seed}", progress=False, threads=1, warmup=0.0)
+        ev = tmp_path / f"ev{seed}"
+        res = evaluate(run, split="val", out=str(ev), **dict(FAST, gradcam=0, embedding="none"))
+        pred = pd.read_csv(ev / "eval_predictions.csv")
+        p = pred[[f"p_{j}" for j in range(3)]].to_numpy()
+        if (p.argmax(1) != predict_labels(p, "corn")).any():
+            break
+    else:
+        pytest.fail("no row tells the two rules apart, with any of three seeds")
     assert (pred["pred"].to_numpy() == predict_labels(p, "corn")).all()
     val = run.metrics["val"]
     got = res.metrics["image"]["model"]

@@ -986,6 +986,14 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   itself changes its class on 10.1 % of validation and 8.7 % of test images when every pixel moves by one
   level of 255 (the *noise floor* row of `skinage export`): int8 is closer to fp32 than fp32 is to itself
   under an invisible change of the input.
+- **Two more tries at the int8 gap, by hand, not kept** (2026-12-03, lab scripts outside the package, the
+  EMA weights, Intel Xeon with VNNI). Quantisation-aware training of the weights (2 epochs from the EMA
+  weights, every exported-int8 convolution's weight fake-quantised to 7 bits per channel with a
+  straight-through gradient, batch norm frozen) gave an int8 file no closer to fp32 than the same 2-epoch
+  fine-tune without it: validation / test KL 0.0027 / 0.0024 against 0.0026 / 0.0026, both further than the
+  EMA weights themselves (0.0019 / 0.0020). `--int8-search --no-int8-reduce-range` (8-bit weights) gave the
+  closest file yet, KL 0.0006 / 0.0007 and 98.9 % / 97.8 % agreement: still under 98 % on test, where 15.7 %
+  of the images are as near a tie as its worst disagreement.
 """
 
 

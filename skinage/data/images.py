@@ -94,8 +94,8 @@ class ImageError(Exception):
         self.reason = reason
         self.detail = detail
         self.path = path
-        msg = reason if not detail else f"{reason}: {detail}"
-        super().__init__(f"{path}: {msg}" if path is not None else msg)
+        self.message = reason if not detail else f"{reason}: {detail}"  # without the path
+        super().__init__(f"{path}: {self.message}" if path is not None else self.message)
 
 
 @dataclass(frozen=True)

@@ -1172,10 +1172,12 @@ def _export(cfg: ExportConfig) -> dict:
           f"every pixel moved by a random -1, 0 or +1 level: the model's own noise floor, for reading the int8 "
           f"agreement.\n\n{table}\n")
     r8 = next((r for r in rows_out if r["format"] == "onnx int8"), None)
+    ties = None  # one sentence for the saved Markdown and the console
     if r8 is not None and r8["disagreement_max_margin"] is not None:
-        md += (f"\nThe images int8 reads differently were near-ties in fp32: the largest decision margin (the "
-               f"probability that must move for the class to change) among them was {r8['disagreement_max_margin']:.3f}, "
-               f"and {100 * r8['near_tie_share']:.1f} % of the checked images have a margin that small.\n")
+        ties = (f"the images int8 reads differently were near-ties in fp32: the largest decision margin (the "
+                f"probability that must move for the class to change) among them was {r8['disagreement_max_margin']:.3f}, "
+                f"and {100 * r8['near_tie_share']:.1f} % of the checked images have a margin that small")
+        md += f"\n{ties[0].upper()}{ties[1:]}.\n"
     if skipped:
         md += f"\n{len(skipped)} unreadable images were skipped (listed in export_results.json).\n"
     atomic_write_json(out / "export_results.json", result)
@@ -1185,9 +1187,8 @@ def _export(cfg: ExportConfig) -> dict:
     if r8 is not None:
         say(f"skinage export: int8 agrees with fp32 on {100 * r8['agreement']:.1f} % of the images; the fp32 model agrees "
             f"with itself on {100 * row_noise['agreement']:.1f} % when every pixel moves by one level (its noise floor)")
-        if r8["disagreement_max_margin"] is not None:
-            say(f"skinage export: the images int8 reads differently were near-ties in fp32 (probability margin <= "
-                f"{r8['disagreement_max_margin']:.3f}); {100 * r8['near_tie_share']:.1f} % of the images are that near")
+        if ties:
+            say(f"skinage export: {ties}")
     if row_fp32["agreement"] < 1.0:
         say(f"skinage export: WARNING: ONNX fp32 agrees with PyTorch on only {100 * row_fp32['agreement']:.2f} % "
             f"of the images")

@@ -355,7 +355,8 @@ def predict_items(predictor, items: list[_Item], batch_size: int = 16) -> list[d
                 arrays.append(load_pixels(items[i].path, items[i].bbox, pre))
                 idx.append(i)
             except errors as e:  # ImageError, OSError, bad bbox...
-                items[i].error = str(e) or type(e).__name__
+                # the row already names its file: an ImageError's reason without the path
+                items[i].error = getattr(e, "message", None) or str(e) or type(e).__name__
         if arrays:
             probs = predictor(np.stack(arrays))
             for i, p in zip(idx, probs):

@@ -28,13 +28,21 @@ __all__ = ["predict_labels", "decision_rule", "decision_margin", "near_ties"]
 def predict_labels(probs, ordinal: Optional[str]) -> np.ndarray:
     """Predicted class per row of ``probs`` (N, K): argmax, or for an ordinal head (``ordinal`` =
     ``"coral"`` / ``"corn"``) the number of ``P(y > k)`` above 0.5."""
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim == 1:
-        probs = probs[None, :]
+    probs = _rows(probs)
     if not ordinal:
         return probs.argmax(1)
-    above = 1.0 - np.cumsum(probs, axis=1)[:, :-1]
-    return (above > 0.5).sum(1)
+    return (_exceedance(probs) > 0.5).sum(1)
+
+
+def _rows(probs) -> np.ndarray:
+    """``probs`` as a float64 (N, K) array (one row for a single image's (K,) probabilities)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs[None, :] if probs.ndim == 1 else probs
+
+
+def _exceedance(probs: np.ndarray) -> np.ndarray:
+    """``P(y > k)`` for k = 0 .. K-2 from class probabilities (N, K): what an ordinal head's rank reads."""
+    return 1.0 - np.cumsum(probs, axis=1)[:, :-1]
 
 
 def decision_margin(probs, ordinal: Optional[str]) -> np.ndarray:
@@ -50,14 +58,11 @@ def decision_margin(probs, ordinal: Optional[str]) -> np.ndarray:
     >>> decision_margin(np.array([[0.3, 0.3, 0.4]]), "corn").round(3).tolist()  # P(y>k) = .7, .4
     [0.1]
     """
-    probs = np.asarray(probs, dtype=np.float64)
-    if probs.ndim == 1:
-        probs = probs[None, :]
+    probs = _rows(probs)
     if not ordinal:
         top2 = np.sort(probs, axis=1)[:, -2:]
         return (top2[:, 1] - top2[:, 0]) / 2
-    above = 1.0 - np.cumsum(probs, axis=1)[:, :-1]
-    return np.abs(above - 0.5).min(1)
+    return np.abs(_exceedance(probs) - 0.5).min(1)
 
 
 def near_ties(ref, other, ordinal: Optional[str]) -> tuple[Optional[float], Optional[float]]:

@@ -50,6 +50,7 @@ from .. import __version__
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
 from ..models.decode import decision_rule, near_ties, predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
+from .equalize import equalize_depthwise_inputs
 from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session,
                       read_onnx_metadata)
 
@@ -86,6 +87,11 @@ class ExportConfig:
                 "VNNI) cannot saturate their 16-bit sums of u8 x s8 products (on such a CPU the 8-bit file of the "
                 "utkface-age MobileNetV2 was 2.4x as far from fp32, mean KL 0.0070 against 0.0029); "
                 "--no-int8-reduce-range: full 8-bit weights (ARM phones and VNNI CPUs do not saturate)"})
+    int8_equalize: bool = field(default=True, metadata={
+        "help": "int8: before calibration, scale each depthwise convolution's input channels up to fill its uint8 "
+                "range and back out of its weights (the fp32 function is unchanged; on the utkface-age MobileNetV2 "
+                "int8's mean KL from fp32 fell by about a third at the same latency and size); "
+                "--no-int8-equalize turns it off"})
     int8_search: bool = field(default=False, metadata={
         "help": "write model.int8.onnx (implies --int8) with the calibration method and the fp32 convolutions "
                 "chosen on the run's VALIDATION images: entropy or percentile, then the convolution blocks that "
@@ -111,6 +117,7 @@ class ExportConfig:
 
 
 CALIB_STRIDE = 8  # calibration images held in memory at once by ONNX Runtime's calibrator
+EQUALIZE_IMAGES = 200  # calibration images whose per-channel maxima set the equalisation factors
 
 # --------------------------------------------------------------------------------------------
 # the graph
@@ -373,6 +380,11 @@ class Int8Quantizer:
     ``bias_correction`` (default): before each quantisation the bias of every convolution that is
     quantised absorbs the mean error its int8 weights make (see :func:`weight_error_shift`).
 
+    ``equalize`` (default): before calibration, the input channels of every depthwise convolution are
+    scaled up to fill the tensor's uint8 range and scaled back out of its weights
+    (:func:`skinage.export.equalize.equalize_depthwise_inputs`); :attr:`equalization` reports what moved.
+    :attr:`ref` is the pre-processed graph *before* equalisation, the fp32 reference to compare with.
+
     ``reduce_range`` (default): weights on 7 bits (-64..64), ONNX Runtime's ``reduce_range``. x86 CPUs
     without VNNI multiply u8 activations by s8 weights with ``vpmaddubsw``, which sums two products into
     16 bits and saturates when both are large (255 * 127 * 2 > 32767); with 7-bit weights it cannot
@@ -384,7 +396,7 @@ class Int8Quantizer:
     """
 
     def __init__(self, fp32_path: str | os.PathLike, calib: np.ndarray, bias_correction: bool = True,
-                 reduce_range: bool = True):
+                 reduce_range: bool = True, equalize: bool = True):
         import tempfile
 
         import onnx
@@ -394,7 +406,14 @@ class Int8Quantizer:
         self.dir = Path(self._td.name)
         self.pre = self.dir / "pre.onnx"
         quant_pre_process(str(fp32_path), str(self.pre), skip_symbolic_shape=False)
+        self.ref = self.pre
         self.proto = onnx.load(str(self.pre))
+        self.equalization: list[dict] = []
+        if equalize:
+            self.proto, self.equalization = equalize_depthwise_inputs(self.proto, calib[:EQUALIZE_IMAGES])
+            if self.equalization:
+                self.pre = self.dir / "equalized.onnx"
+                onnx.save(self.proto, str(self.pre))
         # ONNX Runtime's histogram calibrators keep every intermediate tensor of every image they
         # are fed at once (about 40 MB per 224 px MobileNetV2 image); feeding them in strides of a
         # few images bounds the memory.
@@ -610,7 +629,7 @@ def search_int8(q: Int8Quantizer, val_x: np.ndarray, target: float = 0.99, max_f
     ``sensitivity`` and the ``history`` of accepted steps.
     """
     t0 = time.perf_counter()
-    sess32 = ort_session(q.pre, 1)
+    sess32 = ort_session(q.ref, 1)  # the graph before equalisation: what int8 must agree with
     ref = _batched(lambda x: sess32.run(None, {INPUT_NAME: x})[0], val_x)
     ref_labels = predict_labels(ref, ordinal)
     head = q.head_nodes()
@@ -679,7 +698,7 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
                   info: dict | None = None, quantize_head: bool = False, calibration: str = "percentile",
                   fp32_stem_convs: int = 3, search_val: np.ndarray | None = None, search_target: float = 0.99,
                   search_max_fp32_convs: int = 6, search_max_mb: float | None = 4.0,
-                  bias_correction: bool = True, reduce_range: bool = True) -> Path:
+                  bias_correction: bool = True, reduce_range: bool = True, equalize: bool = True) -> Path:
     """Static int8 quantisation (QDQ, per-channel weights) of an exported fp32 graph.
 
     Parameters
@@ -715,6 +734,10 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
     reduce_range : bool
         Weights on 7 bits (-64..64), so that no x86 CPU saturates while multiplying them (see
         :class:`Int8Quantizer`); the file then computes the same on every CPU. False: full 8-bit weights.
+    equalize : bool
+        Scale the input channels of each depthwise convolution up to fill its uint8 range, and back out of
+        its weights (:func:`skinage.export.equalize.equalize_depthwise_inputs`): same fp32 function, finer
+        int8 rounding, same latency and size.
     """
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     if calibration not in CALIB_METHODS:
@@ -722,7 +745,8 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
     if info is None:
         info = json.loads(ort_session(fp32_path).get_modelmeta().custom_metadata_map[METADATA_KEY])
     search = None
-    with Int8Quantizer(fp32_path, calib, bias_correction=bias_correction, reduce_range=reduce_range) as q:
+    with Int8Quantizer(fp32_path, calib, bias_correction=bias_correction, reduce_range=reduce_range,
+                       equalize=equalize) as q:
         if search_val is not None and len(search_val):
             search = search_int8(q, search_val, target=search_target, max_fp32_convs=search_max_fp32_convs,
                                  max_mb=search_max_mb, start_stem_convs=fp32_stem_convs,
@@ -733,6 +757,7 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
             exclude = ([] if quantize_head else q.head_nodes()) + q.stem_nodes(fp32_stem_convs)
         tmp_out = q.quantize(q.dir / "int8.onnx", calibration, exclude)
         n_calib = len(q.calib)
+        equalization = q.equalization
         int8_path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(int8_path) as f:
             f.write(tmp_out.read_bytes())
@@ -740,7 +765,11 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
              "weights": "int8", "activations": "uint8", "calibration_images": int(n_calib),
              "calibration_method": calibration, "fp32_nodes": len(exclude), "fp32_stem_convs": int(fp32_stem_convs),
              "bias_correction": bool(bias_correction), "reduce_range": bool(reduce_range),
-             "weight_range": [-_weight_qmax(reduce_range), _weight_qmax(reduce_range)]}
+             "weight_range": [-_weight_qmax(reduce_range), _weight_qmax(reduce_range)],
+             "equalization": {"depthwise_inputs": len(equalization),
+                              "channels_scaled": sum(r["scaled"] for r in equalization),
+                              "channels": sum(r["channels"] for r in equalization),
+                              "max_scale": max((r["max_scale"] for r in equalization), default=1.0)} if equalize else None}
     if search is not None:
         quant["search"] = {k: search[k] for k in ("fp32_convs", "val_agreement", "val_kl", "val_images", "target",
                                                   "max_fp32_convs", "max_mb", "methods_tried", "sensitivity", "history",
@@ -1055,7 +1084,7 @@ def _export(cfg: ExportConfig) -> dict:
                                   fp32_stem_convs=cfg.fp32_stem_convs, search_val=search_x,
                                   search_target=cfg.int8_search_target, search_max_fp32_convs=cfg.int8_search_budget,
                                   search_max_mb=cfg.int8_search_max_mb, bias_correction=cfg.int8_bias_correction,
-                                  reduce_range=cfg.int8_reduce_range)
+                                  reduce_range=cfg.int8_reduce_range, equalize=cfg.int8_equalize)
         files["onnx_int8"] = str(int8_path)
         say(f"skinage export: wrote {int8_path} ({int8_path.stat().st_size / 1e6:.2f} MB)")
     if cfg.format in ("torchscript", "all"):

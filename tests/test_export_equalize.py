@@ -51,7 +51,7 @@ def test_scales_worked_by_hand_and_the_fp32_function_is_unchanged():
     w = {i.name: numpy_helper.to_array(i) for i in eq.graph.initializer}
     np.testing.assert_allclose(w["a_w"].ravel(), [5.0, 4.0, -1.0], rtol=1e-6)
     np.testing.assert_allclose(w["dw_w"][:, 0, 1, 1], [0.1, 1.0 / 8, 1.0], rtol=1e-6)
-    assert report == [{"conv": "conv_a", "depthwise": "conv_dw", "channels": 3, "scaled": 1,
+    assert report == [{"kind": "depthwise input", "conv": "conv_a", "depthwise": "conv_dw", "channels": 3, "scaled": 1,
                        "median_scale": 1.0, "max_scale": 8.0}]
     for seed in (0, 1):  # the calibration images and others
         np.testing.assert_allclose(_run(eq, _calib(seed=seed)), _run(model, _calib(seed=seed)), rtol=1e-5, atol=1e-6)
@@ -107,7 +107,55 @@ def test_int8_export_records_the_equalisation(tmp_path):
         eq[on] = read_onnx_metadata(res["files"]["onnx_int8"])["quantization"]["equalization"]
     # MobileNetV2: 17 inverted residual blocks, each with one ReLU6 -> depthwise convolution pair (the first
     # block's pair is the stem convolution's output); depthwise widths 32 + 96 + 2 * 144 + 3 * 192 + 4 * 384 +
-    # 3 * 576 + 3 * 960 = 7136 channels
-    assert eq[True]["depthwise_inputs"] == 17 and eq[True]["channels"] == 7136
+    # 3 * 576 + 3 * 960 = 7136 channels; 7 linear bottlenecks (one per stage) of 16 + 24 + 32 + 64 + 96 + 160 +
+    # 320 = 712 channels
+    assert eq[True]["depthwise_inputs"] == 17 and eq[True]["streams"] == 7
+    assert eq[True]["channels"] == 7136 + 712
     assert 0 < eq[True]["channels_scaled"] <= eq[True]["channels"] and eq[True]["max_scale"] > 1
     assert eq[False] is None
+
+
+def _stream_graph(relu: bool = False):
+    """pixels (N,1,4,4) -> two 1x1 Convs to 2 channels (weights [4, 0.1] and [2, 0.05]) -> Add -> [Relu ->]
+    1x1 Conv to 1 channel (weights [1, 1]) -> probs: a residual stream whose channel 1 is 1/40 of channel 0."""
+    def conv(name, x, w, out):
+        w = np.array(w, np.float32)
+        return (helper.make_node("Conv", [x, f"{name}_w", f"{name}_b"], [out], name=name),
+                [numpy_helper.from_array(w, f"{name}_w"),
+                 numpy_helper.from_array(np.full(w.shape[0], 0.01, np.float32) * (1 + len(name)), f"{name}_b")])
+    n1, i1 = conv("p1", INPUT_NAME, [[[[4.0]]], [[[0.1]]]], "t1")
+    n2, i2 = conv("p2", INPUT_NAME, [[[[2.0]]], [[[0.05]]]], "t2")
+    n3, i3 = conv("c", "r" if relu else "t3", [[[[1.0]], [[1.0]]]], "probs")
+    nodes = [n1, n2, helper.make_node("Add", ["t1", "t2"], ["t3"], name="add")]
+    nodes += [helper.make_node("Relu", ["t3"], ["r"], name="relu")] if relu else []
+    g = helper.make_graph(nodes + [n3], "g", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, 4, 4])],
+                          [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 1, 4, 4])], i1 + i2 + i3)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_stream_scales_worked_by_hand_and_exact():
+    from skinage.export.equalize import equalize_streams, find_streams
+
+    model = _stream_graph()
+    (st,) = find_streams(model)
+    assert st.tensors == ["t1", "t2", "t3"] and sorted(st.producers) == ["p1", "p2"] and st.consumers == ["c"]
+    eq, report = equalize_streams(model, _calib(), max_scale=16.0)
+    # inputs in [0, 1], biases 0.03: channel 1 reaches 0.13 of 4.03 (t1), 0.08 of 2.03 (t2), 0.21 of 6.06 (t3); the
+    # largest ratio, 0.039, gives 1 / 0.039 = 25, capped at 16; channel 0 is each tensor's largest: 1
+    w = {i.name: numpy_helper.to_array(i) for i in eq.graph.initializer}
+    np.testing.assert_allclose(w["p1_w"].ravel(), [4.0, 1.6], rtol=1e-6)
+    np.testing.assert_allclose(w["p2_w"].ravel(), [2.0, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(w["c_w"].ravel(), [1.0, 1.0 / 16], rtol=1e-6)
+    np.testing.assert_allclose(w["p1_b"], numpy_helper.to_array(model.graph.initializer[1]) * [1, 16], rtol=1e-6)
+    assert report[0]["kind"] == "stream" and report[0]["max_scale"] == 16.0 and report[0]["tensors"] == 3
+    for seed in (0, 1):
+        np.testing.assert_allclose(_run(eq, _calib(seed=seed)), _run(model, _calib(seed=seed)), rtol=1e-5, atol=1e-6)
+
+
+def test_a_stream_read_through_an_activation_is_left_alone():
+    from skinage.export.equalize import equalize_streams, find_streams
+
+    model = _stream_graph(relu=True)  # Relu(s x) is fine, but Relu is not a convolution that can divide s out
+    assert find_streams(model) == []
+    eq, report = equalize_streams(model, _calib())
+    assert report == [] and eq.SerializeToString() == model.SerializeToString()

@@ -15,8 +15,8 @@ The exported graph
 
 Files (in ``<run>/export/`` unless ``--out``): ``model.onnx`` (fp32), ``model.int8.onnx``
 (``--int8``: static QDQ quantisation, per-channel int8 weights, uint8 activations, calibrated
-on the run's training images, percentile calibration, bias correction of the int8 weights' mean
-error; the stem - first 3 convolutions -, the pooled
+on the run's training images, percentile calibration, activations equalised (see
+:mod:`skinage.export.equalize`), bias correction of the int8 weights' mean error; the stem - first 3 convolutions -, the pooled
 embedding, the head and the probability layer stay fp32; ``--int8-search`` instead chooses the
 calibration method and the fp32 convolutions on the run's validation images, see
 :func:`search_int8`), ``model.ts.pt``
@@ -50,7 +50,7 @@ from .. import __version__
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
 from ..models.decode import decision_rule, near_ties, predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
-from .equalize import equalize_depthwise_inputs
+from .equalize import equalize as equalize_activations
 from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session,
                       read_onnx_metadata)
 
@@ -88,9 +88,9 @@ class ExportConfig:
                 "utkface-age MobileNetV2 was 2.4x as far from fp32, mean KL 0.0070 against 0.0029); "
                 "--no-int8-reduce-range: full 8-bit weights (ARM phones and VNNI CPUs do not saturate)"})
     int8_equalize: bool = field(default=True, metadata={
-        "help": "int8: before calibration, scale each depthwise convolution's input channels up to fill its uint8 "
-                "range and back out of its weights (the fp32 function is unchanged; on the utkface-age MobileNetV2 "
-                "int8's mean KL from fp32 fell by about a third at the same latency and size); "
+        "help": "int8: before calibration, scale the small channels of depthwise convolutions' inputs and of the "
+                "linear bottlenecks up to fill their tensor's uint8 range, and back out of the convolutions that "
+                "read them (the fp32 function is unchanged; same latency and size, finer rounding); "
                 "--no-int8-equalize turns it off"})
     int8_search: bool = field(default=False, metadata={
         "help": "write model.int8.onnx (implies --int8) with the calibration method and the fp32 convolutions "
@@ -380,9 +380,9 @@ class Int8Quantizer:
     ``bias_correction`` (default): before each quantisation the bias of every convolution that is
     quantised absorbs the mean error its int8 weights make (see :func:`weight_error_shift`).
 
-    ``equalize`` (default): before calibration, the input channels of every depthwise convolution are
-    scaled up to fill the tensor's uint8 range and scaled back out of its weights
-    (:func:`skinage.export.equalize.equalize_depthwise_inputs`); :attr:`equalization` reports what moved.
+    ``equalize`` (default): before calibration, the small channels of depthwise convolutions' inputs and of
+    the linear bottlenecks are scaled up to fill their tensor's uint8 range, and back out of the convolutions
+    that read them (:func:`skinage.export.equalize.equalize`); :attr:`equalization` reports what moved.
     :attr:`ref` is the pre-processed graph *before* equalisation, the fp32 reference to compare with.
 
     ``reduce_range`` (default): weights on 7 bits (-64..64), ONNX Runtime's ``reduce_range``. x86 CPUs
@@ -410,7 +410,7 @@ class Int8Quantizer:
         self.proto = onnx.load(str(self.pre))
         self.equalization: list[dict] = []
         if equalize:
-            self.proto, self.equalization = equalize_depthwise_inputs(self.proto, calib[:EQUALIZE_IMAGES])
+            self.proto, self.equalization = equalize_activations(self.proto, calib[:EQUALIZE_IMAGES])
             if self.equalization:
                 self.pre = self.dir / "equalized.onnx"
                 onnx.save(self.proto, str(self.pre))
@@ -735,9 +735,10 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
         Weights on 7 bits (-64..64), so that no x86 CPU saturates while multiplying them (see
         :class:`Int8Quantizer`); the file then computes the same on every CPU. False: full 8-bit weights.
     equalize : bool
-        Scale the input channels of each depthwise convolution up to fill its uint8 range, and back out of
-        its weights (:func:`skinage.export.equalize.equalize_depthwise_inputs`): same fp32 function, finer
-        int8 rounding, same latency and size.
+        Scale the small channels of each depthwise convolution's input and of each linear bottleneck up to
+        fill their tensor's uint8 range, and back out of the convolutions that read them
+        (:func:`skinage.export.equalize.equalize`): the same fp32 function, finer int8 rounding of the
+        activations, the same latency and size.
     """
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     if calibration not in CALIB_METHODS:
@@ -766,7 +767,8 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
              "calibration_method": calibration, "fp32_nodes": len(exclude), "fp32_stem_convs": int(fp32_stem_convs),
              "bias_correction": bool(bias_correction), "reduce_range": bool(reduce_range),
              "weight_range": [-_weight_qmax(reduce_range), _weight_qmax(reduce_range)],
-             "equalization": {"depthwise_inputs": len(equalization),
+             "equalization": {"depthwise_inputs": sum(r["kind"] == "depthwise input" for r in equalization),
+                              "streams": sum(r["kind"] == "stream" for r in equalization),
                               "channels_scaled": sum(r["scaled"] for r in equalization),
                               "channels": sum(r["channels"] for r in equalization),
                               "max_scale": max((r["max_scale"] for r in equalization), default=1.0)} if equalize else None}

@@ -969,7 +969,8 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
   RESULTS.md is the top-1 agreement (classes read by the head's rule) of the int8 file with the fp32
   ONNX file on validation images; the rows scored again with `--rescore` on 2026-12-02 have int8 files
   with bias correction, and the two rows exported on 2026-12-03 (EMA, EMA with pixel noise) also have 7-bit
-  weights (`reduce_range`, the default since then; the other rows' files have 8-bit weights).
+  weights (`reduce_range`, the default since then; the other rows' files have 8-bit weights). All
+  of them predate the equalisation (`skinage.export.equalize`, the default since the bench_infer run below).
 - **int8 of the best model** (`benchmarks/bench_infer.py`, [`bench_infer.md`](benchmarks/results/bench_infer.md),
   run 2026-12-03 23:07 UTC, the EMA weights of the table, on an Intel Xeon with VNNI): `skinage export --int8`
   agrees with fp32 on 98.6 % of validation and 98.4 % of test images (mean KL from fp32 0.0008 / 0.0008), test

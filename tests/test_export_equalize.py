@@ -128,7 +128,8 @@ def _stream_graph(relu: bool = False):
     n3, i3 = conv("c", "r" if relu else "t3", [[[[1.0]], [[1.0]]]], "probs")
     nodes = [n1, n2, helper.make_node("Add", ["t1", "t2"], ["t3"], name="add")]
     nodes += [helper.make_node("Relu", ["t3"], ["r"], name="relu")] if relu else []
-    g = helper.make_graph(nodes + [n3], "g", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, 4, 4])],
+    g = helper.make_graph(nodes + [n3], "g",
+                          [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, 4, 4])],
                           [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 1, 4, 4])], i1 + i2 + i3)
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 

@@ -99,6 +99,8 @@ def find_pairs(proto) -> list[EqualizationPair]:
         w_names = (conv.input[1], conv.input[2], dw.input[1])
         if any(w not in inits for w in w_names):
             continue
+        if len(inits[conv.input[1]].dims) != 4 or len(inits[dw.input[1]].dims) != 4:
+            continue  # 2-d convolutions only
         channels = inits[conv.input[1]].dims[0]
         w_dw = inits[dw.input[1]].dims
         if _attr(dw, "group", 1) != channels or w_dw[0] != channels or w_dw[1] != 1:
@@ -271,7 +273,8 @@ def find_streams(proto) -> list[Stream]:
             p = producer.get(t)
             if t in graph_io or p is None:
                 ok = False
-            elif p.op_type == "Conv" and len(p.input) > 2 and p.input[1] in inits and p.input[2] in inits:
+            elif p.op_type == "Conv" and len(p.input) > 2 and p.input[1] in inits and p.input[2] in inits \
+                    and len(inits[p.input[1]].dims) == 4:
                 prods.append(p.name)
             elif not (p.op_type == "Add" and p.output[0] in members):
                 ok = False
@@ -294,7 +297,7 @@ def _reads_per_channel(node, tensor: str, inits: dict) -> bool:
             or node.input[1] not in inits:
         return False
     group, dims = _attr(node, "group", 1), inits[node.input[1]].dims
-    return group == 1 or (group == dims[0] and dims[1] == 1)
+    return len(dims) == 4 and (group == 1 or (group == dims[0] and dims[1] == 1))
 
 
 def stream_scales(relative_max: np.ndarray, max_scale: float = 16.0) -> np.ndarray:

@@ -16,9 +16,10 @@ The exported graph
 Files (in ``<run>/export/`` unless ``--out``): ``model.onnx`` (fp32), ``model.int8.onnx``
 (``--int8``: static QDQ quantisation, per-channel int8 weights, uint8 activations, calibrated
 on the run's training images, percentile calibration, activations equalised (see
-:mod:`skinage.export.equalize`), bias correction of the int8 weights' mean error; the stem - first 3 convolutions -, the pooled
-embedding, the head and the probability layer stay fp32; ``--int8-search`` instead chooses the
-calibration method and the fp32 convolutions on the run's validation images, see
+:mod:`skinage.export.equalize`), bias correction of the int8 weights' mean error; the stem - first
+3 convolutions -, the pooled embedding, the head and the probability layer stay fp32;
+``--int8-search`` instead chooses the calibration method and the fp32 convolutions on the run's
+validation images, see
 :func:`search_int8`), ``model.ts.pt``
 (``--format torchscript``), ``export_results.json`` and ``export_results.md``.
 
@@ -90,7 +91,8 @@ class ExportConfig:
     int8_equalize: bool = field(default=True, metadata={
         "help": "int8: before calibration, scale the small channels of depthwise convolutions' inputs and of the "
                 "linear bottlenecks up to fill their tensor's uint8 range, and back out of the convolutions that "
-                "read them (the fp32 function is unchanged; same latency and size, finer rounding); "
+                "read them (the fp32 function is unchanged unless a channel goes past 1.5 times its largest "
+                "value on the calibration images; same latency and size, finer rounding); "
                 "--no-int8-equalize turns it off"})
     int8_search: bool = field(default=False, metadata={
         "help": "write model.int8.onnx (implies --int8) with the calibration method and the fp32 convolutions "
@@ -502,6 +504,14 @@ class Int8Quantizer:
         return Path(out)
 
 
+def _equalization_summary(report: list[dict]) -> dict:
+    """What :func:`skinage.export.equalize.equalize` moved, for the int8 file's metadata."""
+    return {"depthwise_inputs": sum(r["kind"] == "depthwise input" for r in report),
+            "streams": sum(r["kind"] == "stream" for r in report),
+            "channels_scaled": sum(r["scaled"] for r in report), "channels": sum(r["channels"] for r in report),
+            "max_scale": max((r["max_scale"] for r in report), default=1.0)}
+
+
 def _weight_qmax(reduce_range: bool) -> int:
     """The largest int8 weight ONNX Runtime writes: 127, or 64 with ``reduce_range``."""
     return 64 if reduce_range else 127
@@ -737,8 +747,8 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
     equalize : bool
         Scale the small channels of each depthwise convolution's input and of each linear bottleneck up to
         fill their tensor's uint8 range, and back out of the convolutions that read them
-        (:func:`skinage.export.equalize.equalize`): the same fp32 function, finer int8 rounding of the
-        activations, the same latency and size.
+        (:func:`skinage.export.equalize.equalize`): the same fp32 function (unless a channel goes past 1.5
+        times its largest value on ``calib``), finer int8 rounding of the activations, the same latency and size.
     """
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     if calibration not in CALIB_METHODS:
@@ -767,11 +777,7 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
              "calibration_method": calibration, "fp32_nodes": len(exclude), "fp32_stem_convs": int(fp32_stem_convs),
              "bias_correction": bool(bias_correction), "reduce_range": bool(reduce_range),
              "weight_range": [-_weight_qmax(reduce_range), _weight_qmax(reduce_range)],
-             "equalization": {"depthwise_inputs": sum(r["kind"] == "depthwise input" for r in equalization),
-                              "streams": sum(r["kind"] == "stream" for r in equalization),
-                              "channels_scaled": sum(r["scaled"] for r in equalization),
-                              "channels": sum(r["channels"] for r in equalization),
-                              "max_scale": max((r["max_scale"] for r in equalization), default=1.0)} if equalize else None}
+             "equalization": _equalization_summary(equalization) if equalize else None}
     if search is not None:
         quant["search"] = {k: search[k] for k in ("fp32_convs", "val_agreement", "val_kl", "val_images", "target",
                                                   "max_fp32_convs", "max_mb", "methods_tried", "sensitivity", "history",

@@ -160,3 +160,15 @@ def test_a_stream_read_through_an_activation_is_left_alone():
     assert find_streams(model) == []
     eq, report = equalize_streams(model, _calib())
     assert report == [] and eq.SerializeToString() == model.SerializeToString()
+
+
+def test_unnamed_nodes_are_equalised_exactly_too():
+    """Exporters need not name nodes; the passes find nodes by name, so they name them first."""
+    from skinage.export.equalize import equalize
+
+    model = _stream_graph()
+    for n in model.graph.node:
+        n.name = ""
+    eq, report = equalize(model, _calib())
+    assert [r["kind"] for r in report] == ["stream"] and report[0]["max_scale"] == 16.0
+    np.testing.assert_allclose(_run(eq, _calib(seed=1)), _run(model, _calib(seed=1)), rtol=1e-5, atol=1e-6)

@@ -191,10 +191,16 @@ class _Weights:
 
 
 def _copy(proto):
+    """A copy of ``proto`` in which every node has a name of its own (the passes find nodes by name)."""
     import onnx
 
     out = onnx.ModelProto()
     out.CopyFrom(proto)
+    seen: set[str] = set()
+    for i, n in enumerate(out.graph.node):
+        if not n.name or n.name in seen:
+            n.name = f"{n.name or n.op_type}_equalize_{i}"
+        seen.add(n.name)
     return out
 
 

@@ -412,8 +412,9 @@ class Int8Quantizer:
         self.proto = onnx.load(str(self.pre))
         self.equalization: list[dict] = []
         if equalize:
-            self.proto, self.equalization = equalize_activations(self.proto, calib[:EQUALIZE_IMAGES])
-            if self.equalization:
+            equalized, self.equalization = equalize_activations(self.proto, calib[:EQUALIZE_IMAGES])
+            if self.equalization:  # else keep the graph as it was (equalize may have named unnamed nodes)
+                self.proto = equalized
                 self.pre = self.dir / "equalized.onnx"
                 onnx.save(self.proto, str(self.pre))
         # ONNX Runtime's histogram calibrators keep every intermediate tensor of every image they

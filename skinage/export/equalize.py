@@ -71,17 +71,22 @@ def _attr(node, name: str, default=None):
     return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 
 
+def _index(proto) -> tuple[dict, dict, dict]:
+    """``proto``'s initializers by name, the node producing each tensor, the nodes reading each tensor."""
+    g = proto.graph
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for x in n.input:
+            consumers.setdefault(x, []).append(n)
+    return {i.name: i for i in g.initializer}, {o: n for n in g.node for o in n.output}, consumers
+
+
 def find_pairs(proto) -> list[EqualizationPair]:
     """Every Conv -> Relu/Clip(0, hi) -> depthwise Conv chain whose weights can be rescaled safely: constant
     weights and bias (:func:`equalize_depthwise_inputs` gives a private copy to a node that shares one), and no
     other consumer of the two tensors in between."""
     g = proto.graph
-    inits = {i.name: i for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
+    inits, producer, consumers = _index(proto)
     graph_outputs = {o.name for o in g.output}
     pairs = []
     for act in g.node:
@@ -137,17 +142,16 @@ def channel_scales(channel_max: np.ndarray, hi: float = np.inf, max_scale: float
     return np.clip(s, 1.0, max_scale)
 
 
-def _channel_max(proto, tensors: list[str], calib: np.ndarray, batch: int = 16,
-                 absolute: bool = False) -> dict[str, np.ndarray]:
-    """The largest value (``absolute``: the largest magnitude) of each channel of ``tensors`` (N, C, H, W) over
-    ``calib``, from one fp32 pass."""
+def intermediate_batches(proto, tensors: list[str], calib: np.ndarray, batch: int = 16):
+    """Run ``proto`` (fp32, one ONNX Runtime session) over ``calib`` in batches of ``batch`` images and yield,
+    per batch, ``{tensor: array}`` for the inner ``tensors`` (made graph outputs for the purpose)."""
     import onnx
     import onnxruntime as ort
 
     m = onnx.ModelProto()
     m.CopyFrom(proto)
     outputs = {o.name for o in m.graph.output}
-    for t in tensors:
+    for t in dict.fromkeys(tensors):
         if t not in outputs:
             m.graph.output.append(onnx.helper.make_empty_tensor_value_info(t))
     so = ort.SessionOptions()
@@ -155,9 +159,15 @@ def _channel_max(proto, tensors: list[str], calib: np.ndarray, batch: int = 16,
     so.log_severity_level = 3
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
-    out: dict[str, np.ndarray] = {}
     for i in range(0, len(calib), batch):
-        res = dict(zip(names, sess.run(None, {INPUT_NAME: calib[i:i + batch]})))
+        yield dict(zip(names, sess.run(None, {INPUT_NAME: calib[i:i + batch]})))
+
+
+def _channel_max(proto, tensors: list[str], calib: np.ndarray, absolute: bool = False) -> dict[str, np.ndarray]:
+    """The largest value (``absolute``: the largest magnitude) of each channel of ``tensors`` (N, C, H, W) over
+    ``calib``, from one fp32 pass."""
+    out: dict[str, np.ndarray] = {}
+    for res in intermediate_batches(proto, tensors, calib):
         for t in tensors:
             v = (np.abs(res[t]) if absolute else res[t]).max(axis=(0, 2, 3))
             out[t] = v if t not in out else np.maximum(out[t], v)
@@ -247,12 +257,7 @@ def find_streams(proto) -> list[Stream]:
     Adds). A consumer must be an ordinary (group 1) or depthwise convolution with constant weights; a producer a
     convolution with constant weights and bias."""
     g = proto.graph
-    inits = {i.name: i for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for x in n.input:
-            consumers.setdefault(x, []).append(n)
+    inits, producer, consumers = _index(proto)
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:

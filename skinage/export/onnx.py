@@ -51,7 +51,7 @@ from .. import __version__
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
 from ..models.decode import decision_rule, near_ties, predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
-from .equalize import equalize as equalize_activations
+from .equalize import equalize as equalize_activations, intermediate_batches
 from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session,
                       read_onnx_metadata)
 
@@ -545,8 +545,6 @@ def _bias_shifts(proto, model_path: Path, calib: np.ndarray, batch: int = 16,
                  qmax: int = 127) -> dict[str, tuple[str, np.ndarray]]:
     """``{conv: (bias initializer, corrected bias)}`` for every convolution with constant weights and bias, from
     the per-channel means of its input over ``calib`` (one fp32 pass with those inputs as extra outputs)."""
-    import onnx
-    import onnxruntime as ort
     from onnx import numpy_helper
 
     inits = {i.name: i for i in proto.graph.initializer}
@@ -554,23 +552,11 @@ def _bias_shifts(proto, model_path: Path, calib: np.ndarray, batch: int = 16,
              and n.input[1] in inits and n.input[2] in inits]
     if not convs or not len(calib):
         return {}
-    m = onnx.ModelProto()
-    m.CopyFrom(proto)
-    outputs = {o.name for o in m.graph.output}
     names = list(dict.fromkeys(n.input[0] for n in convs))
-    for nm in names:
-        if nm not in outputs:
-            m.graph.output.append(onnx.helper.make_empty_tensor_value_info(nm))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    outs = [o.name for o in sess.get_outputs()]
     sums: dict[str, np.ndarray] = {}
-    for i in range(0, len(calib), batch):
-        res = dict(zip(outs, sess.run(None, {INPUT_NAME: calib[i:i + batch]})))
+    for res in intermediate_batches(proto, names, calib, batch):
         for nm in names:
             sums[nm] = sums.get(nm, 0.0) + res[nm].astype(np.float64).mean(axis=(2, 3)).sum(0)
-    del sess
     out = {}
     for n in convs:
         group = next((a.i for a in n.attribute if a.name == "group"), 1)

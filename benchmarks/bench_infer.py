@@ -154,7 +154,7 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
     settings["--int8 --no-int8-bias-correction"] = {"int8": True, "int8_bias_correction": False}
     # and full 8-bit weights, which x86 CPUs without VNNI saturate on (the default has 7-bit weights)
     settings["--int8 --no-int8-reduce-range"] = {"int8": True, "int8_reduce_range": False}
-    # and without the depthwise-input equalisation (the default before it), to measure what it buys
+    # and without the activation equalisation (the default before it), to measure what it buys
     settings["--int8 --no-int8-equalize"] = {"int8": True, "int8_equalize": False}
     exports = {}
     for name, opts in settings.items():

@@ -948,10 +948,11 @@ On a shared machine wrap it in `flock /tmp/skinage-heavy.lock ...`.
 - **Flip TTA did not win on validation** for either set of weights (val QWK 0.835 vs 0.835, 0.833 vs
   0.841), so neither TTA row is "best"; the test split is not used to choose. (The TTA rows' validation
   figures come from `skinage evaluate` in fp32, the others' from training's own bf16 evaluation.)
-- **The student's gap depends on the split.** utk4_sqz_distill_centred_ema learnt from the EMA run's
-  earlier weights and was 0.049 QWK below them on test, just inside the 0.05 target, but 0.131 below them
-  on validation; expect the gap on new data to lie between the two, likely above 0.05. Since the teacher
-  was redone (2026-12-03) the targets block no longer compares them; redoing the student would.
+- **The student's gap depends on the split.** utk4_sqz_distill_centred_ema, redone on 2026-12-04 from the
+  EMA run's current weights (2,849 s of training on 2 cores), is 0.049 QWK below its teacher on test, just
+  inside the 0.05 target, but 0.131 below it on validation; expect the gap on new data to lie between the
+  two, likely above 0.05. Its figures are the same to the last digit as before the teacher was redone
+  (2026-12-03), so the redone teacher taught it exactly what the earlier one had.
 - *forehead* uses a fixed band at the top of the aligned UTKFace crops (x 0.15-0.85, y 0-0.25 of the
   image). The alignment cuts most of the forehead off, so the band holds the lower forehead, the
   eyebrows and often hair: the closest real analogue of a forehead crop available here, not a

@@ -172,3 +172,24 @@ def test_unnamed_nodes_are_equalised_exactly_too():
     eq, report = equalize(model, _calib())
     assert [r["kind"] for r in report] == ["stream"] and report[0]["max_scale"] == 16.0
     np.testing.assert_allclose(_run(eq, _calib(seed=1)), _run(model, _calib(seed=1)), rtol=1e-5, atol=1e-6)
+
+
+def test_quantize_int8_says_each_stage_when_asked_and_writes_the_same_file(tmp_path, capsys):
+    from skinage.export.onnx import onnx_metadata, quantize_int8
+
+    src = tmp_path / "g.onnx"
+    onnx.save(_graph(), str(src))
+    x = _calib(16)
+    info = onnx_metadata({"classes": ["a", "b", "c"], "preprocessing": {"input_size": 4}}, "fp32")
+    quiet = quantize_int8(src, tmp_path / "quiet.onnx", x, info=info, fp32_stem_convs=0, progress=False)
+    assert capsys.readouterr().err == ""
+    loud = quantize_int8(src, tmp_path / "loud.onnx", x, info=info, fp32_stem_convs=0, progress=True)
+    err = capsys.readouterr().err
+    # the graph's one depthwise pair: channel 1 scaled, channel 0 (the top) and channel 2 (dead) not
+    for stage in ("int8: equalising activations (two fp32 passes over 16 images)",
+                  "int8: scaled 1 of 3 channels in 1 depthwise inputs and 0 streams",
+                  "int8: bias correction (one fp32 pass over 16 images)",
+                  "int8 calibration (percentile)",
+                  "int8: writing the QDQ model"):
+        assert stage in err, (stage, err)
+    assert quiet.read_bytes() == loud.read_bytes()

@@ -40,6 +40,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,16 +395,19 @@ class Int8Quantizer:
     mean KL from fp32 on validation was 0.0070 with ONNX Runtime's fast kernels and 0.0026 with its exact
     ones (``session.x64quantprecision``), the 7-bit file's 0.0029 with both, at the same latency.
 
+    ``progress``: say each stage on stderr (equalisation, bias correction, a bar over the calibration images).
+
     Use as a context manager (it owns a temporary folder).
     """
 
     def __init__(self, fp32_path: str | os.PathLike, calib: np.ndarray, bias_correction: bool = True,
-                 reduce_range: bool = True, equalize: bool = True):
+                 reduce_range: bool = True, equalize: bool = True, progress: bool = False):
         import tempfile
 
         import onnx
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
+        self.progress = bool(progress)
         self._td = tempfile.TemporaryDirectory(prefix="skinage-quant-")
         self.dir = Path(self._td.name)
         self.pre = self.dir / "pre.onnx"
@@ -412,7 +416,14 @@ class Int8Quantizer:
         self.proto = onnx.load(str(self.pre))
         self.equalization: list[dict] = []
         if equalize:
+            t0 = time.perf_counter()
+            n = min(len(calib), EQUALIZE_IMAGES)
+            _say_progress(self.progress, f"int8: equalising activations (two fp32 passes over {n} images)")
             equalized, self.equalization = equalize_activations(self.proto, calib[:EQUALIZE_IMAGES])
+            e = _equalization_summary(self.equalization)
+            _say_progress(self.progress, f"int8: scaled {e['channels_scaled']} of {e['channels']} channels in "
+                                         f"{e['depthwise_inputs']} depthwise inputs and {e['streams']} streams "
+                                         f"({time.perf_counter() - t0:.0f} s)")
             if self.equalization:  # else keep the graph as it was (equalize may have named unnamed nodes)
                 self.proto = equalized
                 self.pre = self.dir / "equalized.onnx"
@@ -425,8 +436,10 @@ class Int8Quantizer:
         self.stride = stride
         self._ranges: dict[str, Path] = {}
         self.reduce_range = bool(reduce_range)
-        self.bias_shift = (_bias_shifts(self.proto, self.pre, self.calib, qmax=_weight_qmax(self.reduce_range))
-                           if bias_correction else {})
+        self.bias_shift = {}
+        if bias_correction:
+            _say_progress(self.progress, f"int8: bias correction (one fp32 pass over {len(self.calib)} images)")
+            self.bias_shift = _bias_shifts(self.proto, self.pre, self.calib, qmax=_weight_qmax(self.reduce_range))
 
     def __enter__(self):
         return self
@@ -470,8 +483,9 @@ class Int8Quantizer:
         calibrator = create_calibrator(self.pre, [], augmented_model_path=str(self.dir / f"aug-{method}.onnx"),
                                        calibrate_method=_ort_method(method), extra_options={"symmetric": False})
         reader = _Reader()
+        starts = range(0, len(calib), self.stride)
         with contextlib.redirect_stdout(io.StringIO()):  # ORT prints a line per stride
-            for start in range(0, len(calib), self.stride):
+            for start in _progress_bar(starts, self.progress, f"int8 calibration ({method})", self.stride):
                 reader.set_range(start, start + self.stride)
                 calibrator.collect_data(reader)
             ranges = calibrator.compute_data()
@@ -686,6 +700,20 @@ def search_int8(q: Int8Quantizer, val_x: np.ndarray, target: float = 0.99, max_f
             "quantisations": n_evals, "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def _progress_bar(starts: Sequence[int], on: bool, desc: str, stride: int):
+    """``starts`` (batch offsets), with a tqdm bar counting images when ``on``."""
+    if not on:
+        yield from starts
+        return
+    from tqdm import tqdm
+
+    total = len(starts) * stride
+    with tqdm(total=total, desc=desc, unit="img", leave=False, file=sys.stderr) as bar:
+        for s in starts:
+            yield s
+            bar.update(min(stride, total - bar.n))
+
+
 def _say_progress(on: bool, msg: str) -> None:
     if on:
         say(f"skinage export: {msg}")
@@ -695,7 +723,8 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
                   info: dict | None = None, quantize_head: bool = False, calibration: str = "percentile",
                   fp32_stem_convs: int = 3, search_val: np.ndarray | None = None, search_target: float = 0.99,
                   search_max_fp32_convs: int = 6, search_max_mb: float | None = 4.0,
-                  bias_correction: bool = True, reduce_range: bool = True, equalize: bool = True) -> Path:
+                  bias_correction: bool = True, reduce_range: bool = True, equalize: bool = True,
+                  progress: bool = False) -> Path:
     """Static int8 quantisation (QDQ, per-channel weights) of an exported fp32 graph.
 
     Parameters
@@ -736,6 +765,8 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
         fill their tensor's uint8 range, and back out of the convolutions that read them
         (:func:`skinage.export.equalize.equalize`): the same fp32 function (unless a channel goes past 1.5
         times its largest value on ``calib``), finer int8 rounding of the activations, the same latency and size.
+    progress : bool
+        Say each stage on stderr (equalisation, bias correction, calibration with a bar, the search's steps).
     """
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     if calibration not in CALIB_METHODS:
@@ -744,15 +775,17 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
         info = json.loads(ort_session(fp32_path).get_modelmeta().custom_metadata_map[METADATA_KEY])
     search = None
     with Int8Quantizer(fp32_path, calib, bias_correction=bias_correction, reduce_range=reduce_range,
-                       equalize=equalize) as q:
+                       equalize=equalize, progress=progress) as q:
         if search_val is not None and len(search_val):
             search = search_int8(q, search_val, target=search_target, max_fp32_convs=search_max_fp32_convs,
-                                 max_mb=search_max_mb, start_stem_convs=fp32_stem_convs,
+                                 max_mb=search_max_mb, start_stem_convs=fp32_stem_convs, progress=progress,
                                  ordinal=info.get("ordinal") or None)
             calibration, exclude = search["method"], ([] if quantize_head else q.head_nodes()) + search["exclude"]
             exclude = list(dict.fromkeys(exclude))
         else:
             exclude = ([] if quantize_head else q.head_nodes()) + q.stem_nodes(fp32_stem_convs)
+        q.ranges(calibration)  # (its own progress bar)
+        _say_progress(progress, f"int8: writing the QDQ model ({len(exclude)} nodes kept fp32)")
         tmp_out = q.quantize(q.dir / "int8.onnx", calibration, exclude)
         n_calib = len(q.calib)
         equalization = q.equalization
@@ -1079,7 +1112,7 @@ def _export(cfg: ExportConfig) -> dict:
                                   fp32_stem_convs=cfg.fp32_stem_convs, search_val=search_x,
                                   search_target=cfg.int8_search_target, search_max_fp32_convs=cfg.int8_search_budget,
                                   search_max_mb=cfg.int8_search_max_mb, bias_correction=cfg.int8_bias_correction,
-                                  reduce_range=cfg.int8_reduce_range, equalize=cfg.int8_equalize)
+                                  reduce_range=cfg.int8_reduce_range, equalize=cfg.int8_equalize, progress=True)
         files["onnx_int8"] = str(int8_path)
         say(f"skinage export: wrote {int8_path} ({int8_path.stat().st_size / 1e6:.2f} MB)")
     if cfg.format in ("torchscript", "all"):

@@ -186,7 +186,7 @@ def test_quantize_int8_says_each_stage_when_asked_and_writes_the_same_file(tmp_p
     loud = quantize_int8(src, tmp_path / "loud.onnx", x, info=info, fp32_stem_convs=0, progress=True)
     err = capsys.readouterr().err
     # the graph's one depthwise pair: channel 1 scaled, channel 0 (the top) and channel 2 (dead) not
-    for stage in ("int8: equalising activations (two fp32 passes over 16 images)",
+    for stage in ("int8: equalising activations (one fp32 pass over 16 images)",
                   "int8: scaled 1 of 3 channels in 1 depthwise inputs and 0 streams",
                   "int8: bias correction (one fp32 pass over 16 images)",
                   "int8 calibration (percentile)",

@@ -418,7 +418,7 @@ class Int8Quantizer:
         if equalize:
             t0 = time.perf_counter()
             n = min(len(calib), EQUALIZE_IMAGES)
-            _say_progress(self.progress, f"int8: equalising activations (two fp32 passes over {n} images)")
+            _say_progress(self.progress, f"int8: equalising activations (one fp32 pass over {n} images)")
             equalized, self.equalization = equalize_activations(self.proto, calib[:EQUALIZE_IMAGES])
             e = _equalization_summary(self.equalization)
             _say_progress(self.progress, f"int8: scaled {e['channels_scaled']} of {e['channels']} channels in "

@@ -71,7 +71,7 @@ def _attr(node, name: str, default=None):
     return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
 
 
-def _index(proto) -> tuple[dict, dict, dict]:
+def graph_index(proto) -> tuple[dict, dict, dict]:
     """``proto``'s initializers by name, the node producing each tensor, the nodes reading each tensor."""
     g = proto.graph
     consumers: dict[str, list] = {}
@@ -86,7 +86,7 @@ def find_pairs(proto) -> list[EqualizationPair]:
     weights and bias (:func:`equalize_depthwise_inputs` gives a private copy to a node that shares one), and no
     other consumer of the two tensors in between."""
     g = proto.graph
-    inits, producer, consumers = _index(proto)
+    inits, producer, consumers = graph_index(proto)
     graph_outputs = {o.name for o in g.output}
     pairs = []
     for act in g.node:
@@ -262,7 +262,7 @@ def find_streams(proto) -> list[Stream]:
     Adds). A consumer must be an ordinary (group 1) or depthwise convolution with constant weights; a producer a
     convolution with constant weights and bias."""
     g = proto.graph
-    inits, producer, consumers = _index(proto)
+    inits, producer, consumers = graph_index(proto)
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:

@@ -52,7 +52,7 @@ from .. import __version__
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
 from ..models.decode import decision_rule, near_ties, predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
-from .equalize import equalize as equalize_activations, intermediate_batches
+from .equalize import graph_index, equalize as equalize_activations, intermediate_batches
 from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session,
                       read_onnx_metadata)
 
@@ -255,10 +255,7 @@ def _fold_input_scaling(model_proto) -> bool:
     consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
                    if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
-    users: dict[str, list] = {}
-    for n in g.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
+    users = graph_index(model_proto)[2]
     for first in g.node:
         if first.op_type != "Div" or first.input[1] not in consts or consts[first.input[1]].size != 1:
             continue
@@ -314,10 +311,7 @@ def _head_nodes(model_proto) -> list[str]:
     """Names of the nodes kept fp32 when quantising: the global pooling (the embedding), the
     head and everything after them (the probability layer)."""
     nodes = list(model_proto.graph.node)
-    consumers: dict[str, list] = {}
-    for n in nodes:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    consumers = graph_index(model_proto)[2]
     seeds = [n for n in nodes if "/head/" in n.name or n.op_type in ("GlobalAveragePool", "ReduceMean")]
     keep: dict[str, Any] = {}
     stack = list(seeds)
@@ -483,11 +477,15 @@ class Int8Quantizer:
         calibrator = create_calibrator(self.pre, [], augmented_model_path=str(self.dir / f"aug-{method}.onnx"),
                                        calibrate_method=_ort_method(method), extra_options={"symmetric": False})
         reader = _Reader()
-        starts = range(0, len(calib), self.stride)
-        with contextlib.redirect_stdout(io.StringIO()):  # ORT prints a line per stride
-            for start in _progress_bar(starts, self.progress, f"int8 calibration ({method})", self.stride):
+        from tqdm import tqdm
+
+        with contextlib.redirect_stdout(io.StringIO()), \
+                tqdm(total=len(calib), desc=f"int8 calibration ({method})", unit="img", leave=False,
+                     disable=not self.progress, file=sys.stderr) as bar:  # ORT prints a line per stride
+            for start in range(0, len(calib), self.stride):
                 reader.set_range(start, start + self.stride)
                 calibrator.collect_data(reader)
+                bar.update(min(self.stride, len(calib) - start))
             ranges = calibrator.compute_data()
         path = self.dir / f"ranges-{method}.json"
         save_tensors_data(ranges, path)
@@ -698,20 +696,6 @@ def search_int8(q: Int8Quantizer, val_x: np.ndarray, target: float = 0.99, max_f
             "target": float(target), "max_fp32_convs": int(max_fp32_convs), "max_mb": max_mb,
             "methods_tried": tried, "sensitivity": sensitivity, "history": history,
             "quantisations": n_evals, "seconds": round(time.perf_counter() - t0, 1)}
-
-
-def _progress_bar(starts: Sequence[int], on: bool, desc: str, stride: int):
-    """``starts`` (batch offsets), with a tqdm bar counting images when ``on``."""
-    if not on:
-        yield from starts
-        return
-    from tqdm import tqdm
-
-    total = len(starts) * stride
-    with tqdm(total=total, desc=desc, unit="img", leave=False, file=sys.stderr) as bar:
-        for s in starts:
-            yield s
-            bar.update(min(stride, total - bar.n))
 
 
 def _say_progress(on: bool, msg: str) -> None:

@@ -64,10 +64,11 @@ def speed_part(models: list[str], data: Path, repeats: int, calib_n: int, seed: 
     import torch
 
     from skinage.export.onnx import export_onnx, quantize_int8, time_alternating, torch_one_thread_fn
-    from skinage.export.predict import INPUT_NAME, load_pixels, ort_session
+    from skinage.export.predict import INPUT_NAME, ort_session
     from skinage.models import weights as W
     from skinage.models.checkpoint import model_meta
     from skinage.models.model import SkinageModel
+    from skinage.preprocess import Preprocess
 
     paths = _utk_images(data, calib_n + 1, seed)
     out = []
@@ -77,10 +78,9 @@ def speed_part(models: list[str], data: Path, repeats: int, calib_n: int, seed: 
         model = SkinageModel(name, 4, pretrained=pretrained).eval()
         meta = model_meta(model)
         meta["classes"] = ["10-29", "30-49", "50-59", "60-79"]
-        pre = meta["preprocessing"]
-        size = pre["input_size"]
-        say(f"bench_infer: {name} ({'ImageNet' if pretrained else 'scratch'} backbone) at {size} px")
-        x = np.stack([load_pixels(p, None, pre) for p in paths])
+        pre = Preprocess.from_meta(meta)
+        say(f"bench_infer: {name} ({'ImageNet' if pretrained else 'scratch'} backbone) at {pre.size} px")
+        x = np.stack([pre.load(p) for p in paths])
         calib, one = x[:calib_n], np.ascontiguousarray(x[calib_n:calib_n + 1])
         with tempfile.TemporaryDirectory(prefix="bench-infer-") as td:
             f32 = export_onnx(model, meta, Path(td) / "model.onnx")
@@ -146,6 +146,7 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
     from skinage.config import build_config
     from skinage.export.predict import INPUT_NAME, ort_session, read_onnx_metadata
     from skinage.models.decode import near_ties, predict_labels
+    from skinage.preprocess import Preprocess
 
     settings = {"--int8": {"int8": True}}  # skinage export's defaults
     for b in search_budgets if search else ():
@@ -169,7 +170,7 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
     data = {}
     for split in ("val", "test"):
         rows, used = _rows(Path(manifest), split, 0, seed)
-        x, y, _ = load_batch(rows, meta["preprocessing"], split)
+        x, y, _ = load_batch(rows, Preprocess.from_meta(meta), split)
         data[split] = (x, y)
     first = next(iter(exports.values()))[0]
     s32 = ort_session(first["files"]["onnx_fp32"], 1)

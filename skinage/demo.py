@@ -57,8 +57,8 @@ class DemoConfig:
     mode: str = field(default="feature", metadata={
         "choices": ("feature", "finetune"), "help": "training mode"})
     epochs: int = field(default=30, metadata={"help": "training epochs (feature mode: on cached embeddings)"})
-    input_size: int = field(default=0, metadata={
-        "help": "image size fed to the model (0: the backbone's own, e.g. 224)"})
+    size: int = field(default=0, metadata={
+        "help": "side in pixels of the square crop the model reads (0: the backbone's own)"})
     pretrained: bool = field(default=True, metadata={"help": "start from ImageNet weights"})
     label: str = field(default="", metadata={
         "help": "label key for --data JSON trees / column for tables (default: annotations.forehead_wrinkle "
@@ -200,8 +200,8 @@ def _demo(cfg: DemoConfig) -> DemoResult:
         raise RuntimeError(f"cannot train: {why}")
     topts: dict[str, Any] = dict(data=str(manifest), model=cfg.model, mode=cfg.mode, epochs=cfg.epochs,
                                  seed=cfg.seed, project=str(out / "runs"), name=f"{cfg.model}-{cfg.mode}")
-    if cfg.input_size:
-        topts["size"] = cfg.input_size
+    if cfg.size:
+        topts["size"] = cfg.size
     if not cfg.pretrained:
         topts["pretrained"] = False
     with step("train", f"{cfg.model} in {cfg.mode} mode ("

@@ -14,7 +14,7 @@ def tiny_demo(tmp_path_factory):
     from skinage.demo import demo
 
     out = tmp_path_factory.mktemp("demo")
-    res = demo(out=out, people=10, image_size=(64, 48), input_size=32, epochs=1, pretrained=False,
+    res = demo(out=out, people=10, image_size=(64, 48), size=32, epochs=1, pretrained=False,
                predict_n=2, seed=1, threads=2)
     return out, res
 
@@ -54,7 +54,7 @@ def test_demo_on_user_data(tiny_demo, tmp_path):
     from skinage.demo import demo
 
     res2 = demo(data=res.data, out=tmp_path / "mine", label="annotations.forehead_wrinkle",
-                remap="0,1:0 2,3:1 4:2 5,6:3", input_size=32, epochs=1, pretrained=False, predict_n=1,
+                remap="0,1:0 2,3:1 4:2 5,6:3", size=32, epochs=1, pretrained=False, predict_n=1,
                 seed=1, threads=2)
     assert res2.onnx is not None and res2.onnx.exists()
     assert res2.report is not None and res2.report.exists()

@@ -75,7 +75,7 @@ def test_int8_export_and_metadata_round_trip(exported):
     assert meta["classes"] == CLASSES
     assert meta["precision"] == "int8"
     assert meta["model"] == "mobilenet_v2"
-    assert meta["preprocessing"]["input_size"] == SIZE
+    assert meta["preprocessing"]["size"] == SIZE
     assert meta["preprocessing"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert meta["preprocessing"]["interpolation"] == "bilinear"
     assert meta["input"]["dtype"] == "uint8" and meta["input"]["shape"] == ["N", SIZE, SIZE, 3]

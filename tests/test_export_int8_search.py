@@ -77,7 +77,7 @@ def test_quantizer_reuses_ranges(tmp_path):
     torch.manual_seed(0)
     model = SkinageModel("mobilenet_v2", 2, pretrained=False).eval()
     meta = dict(model_meta(model), classes=["a", "b"])
-    meta["preprocessing"] = dict(meta["preprocessing"], input_size=32)
+    meta["preprocessing"] = dict(meta["preprocessing"], size=32)
     f32 = export_onnx(model, meta, tmp_path / "m.onnx")
     calib = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     with Int8Quantizer(f32, calib) as q:

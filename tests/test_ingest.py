@@ -349,12 +349,13 @@ def test_manifest_dataset_from_ingest(bright_dark_folder, tmp_path):
     from torch.utils.data import DataLoader
 
     from skinage.data.dataset import ManifestDataset
+    from skinage.preprocess import Preprocess
     from skinage.data.images import CropCache
 
     res = ingest(bright_dark_folder, out=tmp_path / "bd.csv", quiet=True)
     m = read_manifest(tmp_path / "bd.csv")
     cache = CropCache(tmp_path / "crops")
-    ds = ManifestDataset(m, size=24, cache=cache, transform=lambda x: x.flip(-1))
+    ds = ManifestDataset(m, Preprocess(size=24), cache=cache, transform=lambda x: x.flip(-1))
     assert len(ds) == 24
     xs, ys = next(iter(DataLoader(ds, batch_size=24, shuffle=False)))
     assert xs.shape == (24, 3, 24, 24) and xs.dtype == torch.uint8
@@ -367,7 +368,7 @@ def test_manifest_dataset_from_ingest(bright_dark_folder, tmp_path):
     for i in range(len(ds)):
         ds[i]
     assert cache.hits == 24
-    train = ManifestDataset(m.split("train"), size=24, cache=None)
+    train = ManifestDataset(m.split("train"), Preprocess(size=24), cache=None)
     assert len(train) == (m.df["split"] == "train").sum()
 
 

@@ -81,7 +81,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     x = torch.rand(2, 3, 64, 64)
     assert torch.equal(m(x), m2(x))
     assert meta2["classes"] == ["a", "b", "c"]
-    assert meta2["preprocessing"]["input_size"] == 64
+    assert meta2["preprocessing"]["size"] == 64
     assert meta2["preprocessing"]["mean"] == pytest.approx([0.485, 0.456, 0.406])
     assert meta2["head"]["ordinal"] == "corn" and meta2["model"] == "mobilenet_v2"
     assert "torch" in meta2["versions"]

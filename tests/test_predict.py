@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from skinage.preprocess import Preprocess
+
 pytest.importorskip("onnxruntime")
 torch = pytest.importorskip("torch")
 
@@ -158,7 +160,7 @@ class _ConstantPredictor:
     """Every image gets [0.3, 0.3, 0.4]: most probable class 2, rank 1 (P(y>0) = 0.7, P(y>1) = 0.4)."""
 
     classes = ["low", "mid", "high"]
-    preprocessing = {"input_size": SIZE}
+    pre = Preprocess(size=SIZE)
 
     def __init__(self, ordinal):
         self.ordinal = ordinal

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 
 from skinage.config import ConfigError  # noqa: E402
 from skinage.data.manifest import Manifest, read_manifest, write_manifest  # noqa: E402
+from skinage.preprocess import Preprocess  # noqa: E402
 from skinage.training.train import TrainingInterrupted, train  # noqa: E402
 
 # one thread: on a shared 2-core machine two OpenMP threads can be many times slower than one
@@ -67,7 +68,7 @@ def test_feature_mode_learns_and_writes_run_folder(feature_run, bd_manifest):
     assert np.isclose((pred["pred"] == pred["label"]).mean(), feature_run.metrics["test"]["accuracy"])
     meta = json.loads((run / "weights/best.json").read_text())
     assert meta["classes"] == ["dark", "bright"] and meta["mode"] == "feature"
-    assert meta["weights_from"].startswith("imagenet:") and meta["preprocessing"]["input_size"] == 64
+    assert meta["weights_from"].startswith("imagenet:") and meta["preprocessing"]["size"] == 64
     assert "torch" in meta["versions"]
 
 
@@ -185,7 +186,7 @@ def test_teacher_sees_its_own_input_size(feature_run):
     from skinage.training.distill import Distiller
 
     teacher, meta = load_checkpoint(feature_run.run_dir)
-    assert meta["preprocessing"]["input_size"] == 64
+    assert meta["preprocessing"]["size"] == 64
     seen = []
     teacher.features = lambda x, f=teacher.features: (seen.append(tuple(x.shape)), f(x))[1]
     student = SkinageModel("squeezenet1_1", 2, pretrained=False)
@@ -283,9 +284,10 @@ def test_augmented_views_are_reproducible(bd_manifest, tmp_path):
 
     df = read_manifest(bd_manifest).split("train").head(3)
     model = SkinageModel("squeezenet1_1", 2, pretrained=False)
-    a = FeatureCache(model, 32, root=tmp_path / "a", progress=False).get(df, views=2)
-    b = FeatureCache(model, 32, root=tmp_path / "b", progress=False).get(df, views=2)
-    c = FeatureCache(model, 32, root=tmp_path / "a", progress=False)
+    pre = Preprocess.for_model("squeezenet1_1", size=32)
+    a = FeatureCache(model, pre, root=tmp_path / "a", progress=False).get(df, views=2)
+    b = FeatureCache(model, pre, root=tmp_path / "b", progress=False).get(df, views=2)
+    c = FeatureCache(model, pre, root=tmp_path / "a", progress=False)
     again = c.get(df, views=2)
     assert a.shape == (3, 3, 512)
     assert np.array_equal(a, b) and np.array_equal(a, again) and c.stats["reused"] == 9
@@ -346,7 +348,7 @@ def test_noise_step_through_train_and_feature_views(bd_manifest, tmp_path):
     from skinage.training.features import FeatureCache
 
     df = read_manifest(bd_manifest).split("train").head(2)
-    c = FeatureCache(SkinageModel("squeezenet1_1", 2, pretrained=False), 32, root=tmp_path / "cache", progress=False)
+    c = FeatureCache(SkinageModel("squeezenet1_1", 2, pretrained=False), Preprocess.for_model("squeezenet1_1", size=32), root=tmp_path / "cache", progress=False)
     a = c.get(df, views=1, aug_spec="noise", noise_std=0.05)
     b = c.get(df, views=1, aug_spec="noise", noise_std=0.2)
     assert c.stats["reused"] == 2  # only the plain views were shared

@@ -7,8 +7,9 @@ read from disk), so augmentation runs on small uint8 tensors.
 >>> from PIL import Image
 >>> d = tempfile.mkdtemp(); p = os.path.join(d, "a.png")
 >>> Image.new("RGB", (64, 48), (250, 0, 0)).save(p)
+>>> from skinage.preprocess import Preprocess
 >>> df = pd.DataFrame({"path": [p], "label": [1], "x0": [8.0], "y0": [8.0], "x1": [40.0], "y1": [40.0]})
->>> ds = ManifestDataset(df, size=32, cache=None)
+>>> ds = ManifestDataset(df, Preprocess(size=32), cache=None)
 >>> x, y = ds[0]
 >>> tuple(x.shape), x.dtype, y, int(x[0].float().mean())
 ((3, 32, 32), torch.uint8, 1, 250)
@@ -16,7 +17,6 @@ read from disk), so augmentation runs on small uint8 tensors.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from .images import CropCache, load_crop
-from .manifest import BBOX_COLUMNS, Manifest
+from .images import CropCache
+from .manifest import Manifest, row_bbox
 
 __all__ = ["ManifestDataset"]
 
@@ -33,22 +33,20 @@ _DEFAULT = object()
 
 
 class ManifestDataset(Dataset):
-    """Images of manifest rows, cropped to their bbox and resized to ``size``.
+    """Images of manifest rows, cropped and resized as ``pre`` says.
 
     Parameters
     ----------
     df : DataFrame or Manifest
         Needs ``path`` and ``label``; bbox columns ``x0, y0, x1, y1`` are used when present
         (NaN = whole image). Pass ``manifest.split("train")`` for one split.
-    size : int
-        Output side in pixels.
+    pre : skinage.preprocess.Preprocess
+        The model's preprocessing (size, margin, square, interpolation, region).
     transform : callable, optional
         Applied to the uint8 ``(3, size, size)`` tensor (e.g. torchvision v2 transforms).
     cache : CropCache, None or default
         The crop cache (default: a :class:`CropCache` in ``cache_dir()/crops``); ``None`` decodes
         every time.
-    margin, square, resample :
-        Passed to :func:`skinage.data.images.load_crop`.
 
     Unreadable images raise :class:`skinage.data.images.ImageError` (ingest has already set
     them aside).
@@ -57,48 +55,32 @@ class ManifestDataset(Dataset):
     def __init__(
         self,
         df: Union[pd.DataFrame, Manifest],
-        size: int = 224,
+        pre,
         transform: Optional[Callable] = None,
         cache=_DEFAULT,
-        margin: float = 0.0,
-        square: bool = False,
-        resample: str = "bilinear",
     ):
         if isinstance(df, Manifest):
             df = df.df
         if "path" not in df.columns:
             raise ValueError("ManifestDataset: the table has no 'path' column")
         self.df = df.reset_index(drop=True)
-        self.size = int(size)
+        self.pre = pre
         self.transform = transform
         self.cache = CropCache() if cache is _DEFAULT else cache
-        self.margin = float(margin)
-        self.square = bool(square)
-        self.resample = resample
         self.paths = self.df["path"].astype(str).tolist()
         self.labels = (
             pd.to_numeric(self.df["label"], errors="coerce").fillna(-1).astype(int).to_numpy()
             if "label" in self.df.columns
             else np.full(len(self.df), -1, dtype=int)
         )
-        if all(c in self.df.columns for c in BBOX_COLUMNS):
-            self.boxes = self.df[BBOX_COLUMNS].to_numpy(dtype=float)
-        else:
-            self.boxes = np.full((len(self.df), 4), np.nan)
+        self.boxes = [row_bbox(r) for r in self.df.to_dict("records")]
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def bbox(self, i: int):
-        b = self.boxes[i]
-        return None if any(math.isnan(v) for v in b) else tuple(float(v) for v in b)
-
     def crop(self, i: int) -> np.ndarray:
         """The ``(size, size, 3)`` uint8 crop of row ``i``."""
-        kw = dict(size=self.size, margin=self.margin, square=self.square, resample=self.resample)
-        if self.cache is not None:
-            return self.cache.get(self.paths[i], self.bbox(i), **kw)
-        return load_crop(self.paths[i], self.bbox(i), **kw)
+        return self.pre.load(self.paths[i], self.boxes[i], cache=self.cache)
 
     def __getitem__(self, i: int):
         arr = self.crop(int(i))

@@ -116,6 +116,10 @@ _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00
 
 
 def _read_bytes(path) -> bytes:
+    if isinstance(path, (bytes, bytearray, memoryview)):  # an upload held in memory
+        if not len(path):
+            raise ImageError("zero-byte file", "the upload is empty")
+        return bytes(path)
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -127,6 +131,11 @@ def _read_bytes(path) -> bytes:
     if not data:
         raise ImageError("zero-byte file", "the file is empty", path)
     return data
+
+
+def _name(path):
+    """How errors name an image: its path, or ``<upload>`` for bytes held in memory."""
+    return "<upload>" if isinstance(path, (bytes, bytearray, memoryview)) else path
 
 
 def _open_bytes(data: bytes, path) -> Image.Image:
@@ -230,6 +239,7 @@ def open_image(path) -> Image.Image:
         decompression bomb, unsupported mode).
     """
     data = _read_bytes(path)
+    path = _name(path)
     im = _open_bytes(data, path)
     orient = _orientation(im)
     _load(im, path)
@@ -249,6 +259,7 @@ def probe_image(path) -> ImageInfo:
     truncated file is caught); other formats are decoded fully. Raises :class:`ImageError`.
     """
     data = _read_bytes(path)
+    path = _name(path)
     im = _open_bytes(data, path)
     w, h = im.size
     fmt, mode = im.format, im.mode
@@ -398,8 +409,8 @@ def _pick_scale(crop_w: float, crop_h: float, size: int) -> int:
 
 def load_crop(
     path,
-    bbox=None,
-    size: int = 224,
+    bbox,
+    size: int,
     margin: float = 0.0,
     square: bool = False,
     resample: str = "bilinear",
@@ -409,7 +420,8 @@ def load_crop(
 
     Parameters
     ----------
-    path : str or Path
+    path : str, Path or bytes
+        The image file, or its content.
     bbox : (x0, y0, x1, y1) or None
     size : int
         Output side; the result is ``(size, size, 3)`` uint8 RGB (a non-square box is stretched,
@@ -438,6 +450,7 @@ def load_crop(
         raise ValueError(f"resample must be one of {', '.join(_RESAMPLE)}, not {resample!r}")
     size = int(size)
     data = _read_bytes(path)
+    path = _name(path)
     im = _open_bytes(data, path)
     orient = _orientation(im)
     W, H = im.size
@@ -526,7 +539,7 @@ class CropCache:
         self.hits = 0
         self.misses = 0
 
-    def key(self, path, bbox=None, size: int = 224, margin: float = 0.0, square: bool = False,
+    def key(self, path, bbox, size: int, margin: float = 0.0, square: bool = False,
             resample: str = "bilinear") -> str:
         p = os.path.abspath(os.fspath(path))
         try:
@@ -540,7 +553,7 @@ class CropCache:
     def _file(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npy"
 
-    def get(self, path, bbox=None, size: int = 224, margin: float = 0.0, square: bool = False,
+    def get(self, path, bbox, size: int, margin: float = 0.0, square: bool = False,
             resample: str = "bilinear") -> np.ndarray:
         """The crop from the cache, or decoded with :func:`load_crop` and stored."""
         f = self._file(self.key(path, bbox, size, margin, square, resample))

@@ -139,7 +139,6 @@ def _train_time(run: Path) -> tuple[float | None, str]:
 def run_row(run: str | Path, cfg: CompareConfig | None = None) -> dict:
     """One row of the comparison table for one run folder."""
     from ..models.checkpoint import load_checkpoint, resolve_checkpoint
-    from ..models.registry import get_config
 
     cfg = cfg or CompareConfig()
     run = Path(run)
@@ -167,8 +166,9 @@ def run_row(run: str | Path, cfg: CompareConfig | None = None) -> dict:
     row["latency_int8_ms"] = lat.get("onnx int8")
     row["latency_from"] = "export_results.json" if row["latency_ms"] is not None else ""
     if row["latency_ms"] is None and cfg.measure:
-        size = int((meta.get("preprocessing") or {}).get("input_size") or get_config(meta["model"]).input_size)
-        row["latency_ms"] = _latency(model, size, cfg.repeats)
+        from ..preprocess import Preprocess
+
+        row["latency_ms"] = _latency(model, Preprocess.from_meta(meta).size, cfg.repeats)
         row["latency_from"] = f"measured: PyTorch eager, 1 thread, median of {cfg.repeats}"
     row["train_time_s"], row["train_time_from"] = _train_time(run)
     return row

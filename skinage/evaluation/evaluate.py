@@ -271,62 +271,39 @@ def score_predictions(y, probs, subjects, classes, ordinal: bool, views=None, ba
 # the model
 
 
-def _infer(model, df, pre: dict, batch_size: int, progress: bool):
+def _infer(model, df, pre, batch_size: int, progress: bool):
     """Probabilities (N, K) and embeddings (N, D) of the readable rows; the rest set aside."""
     import torch
-    from tqdm.auto import tqdm
 
-    from ..data.images import CropCache, ImageError
+    from ..data.crops import iter_crops
+    from ..data.images import CropCache
+    from ..data.manifest import row_bbox
 
-    size = int(pre["input_size"])
-    margin = float(pre.get("margin") or 0.0)
-    square = bool(pre.get("square") or False)
-    cache = CropCache()
     recs = df.to_dict("records")
     keep, probs, embs, aside = [], [], [], []
-    bar = tqdm(total=len(recs), desc="evaluate", unit="img", disable=not progress, dynamic_ncols=True)
-    for start in range(0, len(recs), batch_size):
-        chunk = []
-        for i in range(start, min(start + batch_size, len(recs))):
-            r = recs[i]
-            try:
-                arr = cache.get(str(r["path"]), _bbox(r), size, margin=margin, square=square,
-                                resample=str(pre.get("interpolation") or "bilinear"))
-            except (ImageError, OSError, ValueError) as e:
-                aside.append({"path": str(r.get("path", "")), "reason": str(e) or type(e).__name__})
-                continue
-            chunk.append((i, arr))
-        if chunk:
-            x = torch.from_numpy(np.stack([a for _, a in chunk])).permute(0, 3, 1, 2).float().div_(255.0)
+    for idx, x, errors in iter_crops(pre, [(str(r["path"]), row_bbox(r)) for r in recs], batch_size=batch_size,
+                                     cache=CropCache(), progress=progress, desc="evaluate"):
+        aside += [{"path": str(recs[i].get("path", "")), "reason": str(e) or type(e).__name__} for i, e in errors]
+        if len(idx):
+            x = torch.from_numpy(x).permute(0, 3, 1, 2).float().div_(255.0)
             with torch.inference_mode():
                 out, emb = model.outputs_and_features(x)  # outputs with the model's tta; plain-view embeddings
                 p = model.probs_from_outputs(out)
-            keep += [i for i, _ in chunk]
+            keep += idx.tolist()
             probs.append(p.float().numpy())
             embs.append(emb.float().numpy())
-        bar.update(min(start + batch_size, len(recs)) - start)
-    bar.close()
     k = model.num_classes
     probs = np.concatenate(probs) if probs else np.zeros((0, k))
     embs = np.concatenate(embs) if embs else np.zeros((0, model.feature_dim))
     return np.asarray(keep, dtype=int), probs, embs, aside
 
 
-def _bbox(r: dict):
-    from ..data.manifest import row_bbox
-
-    return row_bbox(r)
-
-
 def _crops(df, idx, pre) -> np.ndarray:
     from ..data.images import CropCache
+    from ..data.manifest import row_bbox
 
     cache = CropCache()
-    size = int(pre["input_size"])
-    recs = df.iloc[idx].to_dict("records")
-    return np.stack([cache.get(str(r["path"]), _bbox(r), size, margin=float(pre.get("margin") or 0.0),
-                               square=bool(pre.get("square") or False),
-                               resample=str(pre.get("interpolation") or "bilinear")) for r in recs])
+    return np.stack([pre.load(str(r["path"]), row_bbox(r), cache=cache) for r in df.iloc[idx].to_dict("records")])
 
 
 def _pick_gradcam(y, probs, pred, n: int, ordinal: bool):
@@ -346,7 +323,7 @@ def _pick_gradcam(y, probs, pred, n: int, ordinal: bool):
 
 
 def _write_plots(out_dir: Path, run_dir: Path | None, model, df, y, probs, emb, classes, ordinal, metrics,
-                 cfg: EvaluateConfig, pre: dict | None, pred) -> dict:
+                 cfg: EvaluateConfig, pre, pred) -> dict:
     """The plots of an evaluation; ``pred``: the model's classes (by its head's rule), None without a model."""
     from . import plots
     files = {}
@@ -499,11 +476,9 @@ def _evaluate(cfg: EvaluateConfig) -> EvaluateResult:
     pre = None
     probs = emb = None
     if model is not None:
-        from ..models.registry import get_config
+        from ..preprocess import Preprocess
 
-        pre = dict(meta.get("preprocessing") or {})
-        if not pre.get("input_size"):
-            pre["input_size"] = get_config(meta["model"]).input_size
+        pre = Preprocess.from_meta(meta)
         say(f"skinage evaluate: {meta['model']} ({meta.get('mode', '?')}) from {cfg.run} on {len(df)} image(s) "
             f"of {data_path} [{split}]" + (f", test-time augmentation {meta['tta']}" if meta.get("tta") else ""))
         keep, probs, emb, aside = _infer(model, df, pre, cfg.batch_size, cfg.progress)

@@ -53,8 +53,8 @@ from ..config import ConfigError, add_config_arguments, build_config, config_fro
 from ..models.decode import decision_rule, near_ties, predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
 from .equalize import graph_index, equalize as equalize_activations, intermediate_batches
-from .predict import (INPUT_NAME, METADATA_KEY, OUTPUT_NAME, _image_error_types, load_pixels, ort_session,
-                      read_onnx_metadata)
+from ..preprocess import Preprocess
+from .predict import INPUT_NAME, METADATA_KEY, OUTPUT_NAME, ort_session, read_onnx_metadata
 
 __all__ = ["ExportConfig", "export", "export_onnx", "quantize_int8", "Int8Quantizer", "search_int8", "PixelModel",
            "pixel_noise",
@@ -166,15 +166,13 @@ def PixelModel(model):  # noqa: N802 - a class factory, so that torch is importe
 
 def onnx_metadata(meta: dict, precision: str, run: str | None = None, extra: dict | None = None) -> dict:
     """The JSON stored under ``metadata_props['skinage']``."""
-    pre = dict(meta.get("preprocessing", {}))
-    size = int(pre.get("input_size", 224))
-    pre.pop("input_range", None)
+    pre = Preprocess.from_meta(meta)
     out = {
         "model": meta.get("model"),
         "classes": list(meta["classes"]),
         "ordinal": meta.get("ordinal"),
-        "preprocessing": pre,
-        "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": ["N", size, size, 3], "layout": "NHWC",
+        "preprocessing": pre.to_meta(),
+        "input": {"name": INPUT_NAME, "dtype": "uint8", "shape": ["N", pre.size, pre.size, 3], "layout": "NHWC",
                   "range": "RGB 0-255; scaling and mean/std normalisation are inside the graph"},
         "output": {"name": OUTPUT_NAME, "dtype": "float32", "shape": ["N", len(meta["classes"])],
                    "meaning": "class probabilities in the order of 'classes'",
@@ -224,9 +222,8 @@ def export_onnx(model, meta: dict, path: str | os.PathLike, opset: int = 17, run
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    size = int(meta["preprocessing"]["input_size"])
     wrapper = PixelModel(model)
-    dummy = torch.zeros(2, size, size, 3, dtype=torch.uint8)
+    dummy = torch.zeros(2, *Preprocess.from_meta(meta).shape, dtype=torch.uint8)
     tmp = path.with_name("." + path.name + ".tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -799,10 +796,10 @@ def export_torchscript(model, meta: dict, path: str | os.PathLike) -> Path:
     import torch
 
     path = Path(path)
-    size = int(meta["preprocessing"]["input_size"])
+    shape = Preprocess.from_meta(meta).shape
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        ts = torch.jit.trace(PixelModel(model), torch.zeros(1, size, size, 3, dtype=torch.uint8))
+        ts = torch.jit.trace(PixelModel(model), torch.zeros(1, *shape, dtype=torch.uint8))
         ts = torch.jit.freeze(ts)
     info = onnx_metadata(meta, "fp32")
     tmp = path.with_name("." + path.name + ".tmp")
@@ -874,26 +871,14 @@ def _rows(manifest_path: Path, split: str, n: int, seed: int) -> tuple[list[tupl
     return out, used
 
 
-def load_batch(rows: Sequence[tuple[str, tuple | None, int]], pre: dict, desc: str = "load"
+def load_batch(rows: Sequence[tuple[str, tuple | None, int]], pre: Preprocess, desc: str = "load"
                ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Crops (uint8 N,H,W,3), labels, and the images that could not be read (with reasons)."""
-    errors = _image_error_types()
-    arrays, labels, bad = [], [], []
-    try:
-        from tqdm import tqdm
+    from ..data.crops import load_crops
 
-        it = tqdm(rows, desc=desc, unit="img", disable=len(rows) < 64, leave=False)
-    except ImportError:  # pragma: no cover
-        it = rows
-    for path, bbox, label in it:
-        try:
-            arrays.append(load_pixels(path, bbox, pre))
-            labels.append(label)
-        except errors as e:
-            bad.append({"path": path, "reason": str(e) or type(e).__name__})
-    size = int(pre["input_size"])
-    x = np.stack(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
-    return x, np.asarray(labels, dtype=np.int64), bad
+    idx, x, errors = load_crops(pre, [(path, bbox) for path, bbox, _ in rows], progress=len(rows) >= 64, desc=desc)
+    labels = np.asarray([rows[i][2] for i in idx], dtype=np.int64)
+    return x, labels, [{"path": rows[i][0], "reason": str(e) or type(e).__name__} for i, e in errors]
 
 
 # --------------------------------------------------------------------------------------------
@@ -1032,10 +1017,10 @@ def _export(cfg: ExportConfig) -> dict:
     import torch
 
     model, meta, run_dir, out = _resolve(cfg)
-    pre = meta["preprocessing"]
+    pre = Preprocess.from_meta(meta)
     classes = list(meta["classes"])
     out.mkdir(parents=True, exist_ok=True)
-    say(f"skinage export: {meta.get('model')} ({len(classes)} classes, {pre['input_size']} px) from {meta['checkpoint']}"
+    say(f"skinage export: {meta.get('model')} ({len(classes)} classes, {pre.describe()}) from {meta['checkpoint']}"
         + (f", test-time augmentation {meta['tta']} in the graph" if meta.get("tta") else ""))
 
     # 1. fp32 ONNX
@@ -1058,8 +1043,7 @@ def _export(cfg: ExportConfig) -> dict:
         say("skinage export: warning: the run's manifest was not found (give --manifest): the parity check "
             "uses 64 random images, so agreement is measured but accuracy is not")
         rng = np.random.default_rng(cfg.seed)
-        s = int(pre["input_size"])
-        check_x = rng.integers(0, 256, (64, s, s, 3), dtype=np.uint8)
+        check_x = rng.integers(0, 256, (64, *pre.shape), dtype=np.uint8)
         check_y = None
         calib_x = check_x
     else:
@@ -1195,7 +1179,7 @@ def _export(cfg: ExportConfig) -> dict:
 
     result = {
         "run": str(run_dir), "checkpoint": meta["checkpoint"], "model": meta.get("model"), "classes": classes,
-        "preprocessing": pre, "input": info["input"], "output": info["output"], "files": files,
+        "preprocessing": pre.to_meta(), "input": info["input"], "output": info["output"], "files": files,
         "manifest": str(manifest) if manifest else None, "check_split": check_split,
         "check_images": int(len(check_x)), "check_labels": check_y is not None,
         "calibration_images": None if calib_x is None or int8_path is None else int(len(calib_x)),
@@ -1207,7 +1191,7 @@ def _export(cfg: ExportConfig) -> dict:
     table = results_table(rows_out)
     where = f"{len(check_x)} {check_split or 'random'} images" + ("" if check_y is not None else " (no labels)")
     md = (f"# Export of {meta.get('model')} ({run_dir})\n\n"
-          f"Input `{INPUT_NAME}`: uint8 RGB (N, {pre['input_size']}, {pre['input_size']}, 3); output `{OUTPUT_NAME}`: "
+          f"Input `{INPUT_NAME}`: uint8 RGB (N, {pre.size}, {pre.size}, 3); output `{OUTPUT_NAME}`: "
           f"probabilities over {classes}.\n\nParity on {where}; latency: median of {cfg.repeats} runs of one image on "
           f"one thread, formats alternating. The row *onnx fp32, pixels +-1* is the fp32 file on the same images with "
           f"every pixel moved by a random -1, 0 or +1 level: the model's own noise floor, for reading the int8 "

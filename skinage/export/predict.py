@@ -3,9 +3,9 @@
 MODEL is a run folder, a checkpoint (``.safetensors`` / ``.json``) or an exported
 ``.onnx`` file. With an ``.onnx`` file nothing but onnxruntime, NumPy and Pillow
 is imported (no torch): this is the path a server or a phone-side test harness
-uses. Images are cropped and resized exactly as in training
-(:func:`skinage.data.images.load_crop` with the model's preprocessing: input
-size, interpolation, bbox margin, square crop).
+uses. Images are cropped and resized exactly as in training: the model's
+:class:`skinage.preprocess.Preprocess` (stored in the checkpoint and in the
+ONNX metadata) cuts them.
 
 INPUT may be
 
@@ -48,11 +48,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..config import ConfigError, add_config_arguments, build_config, config_from_args
+from ..data.crops import iter_crops
 from ..models.decode import predict_labels
+from ..preprocess import Preprocess
 from ..utils import atomic_write_json, atomic_write_text, say
 
 __all__ = ["PredictConfig", "predict", "load_predictor", "OnnxPredictor", "TorchPredictor",
-           "load_pixels", "ort_session", "read_onnx_metadata", "add_arguments", "run",
+           "ort_session", "read_onnx_metadata", "add_arguments", "run",
            "IMAGE_EXTENSIONS", "INPUT_NAME", "OUTPUT_NAME", "METADATA_KEY"]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
@@ -85,57 +87,6 @@ class PredictConfig:
     threads: int = field(default=0, metadata={"help": "CPU threads (0: the runtime's default)"})
     which: str = field(default="best", metadata={"choices": ("best", "last"),
         "help": "which checkpoint of a run folder to use"})
-
-
-# --------------------------------------------------------------------------------------------
-# preprocessing (torch-free)
-
-def load_pixels(path: str | os.PathLike, bbox: Sequence[float] | None, preprocessing: dict) -> np.ndarray:
-    """One image as the model sees it: uint8 (size, size, 3), cropped exactly as in training.
-
-    Uses :func:`skinage.data.images.load_crop` with the ``preprocessing`` block of a
-    checkpoint or an exported model; raises ``ImageError`` for unreadable images.
-    """
-    from ..data.images import load_crop
-
-    if bbox is not None and any(v is None or (isinstance(v, float) and np.isnan(v)) for v in bbox):
-        bbox = None
-    size = int(preprocessing.get("input_size", 224))
-    kw: dict[str, Any] = {"size": size, "margin": float(preprocessing.get("margin", 0.0) or 0.0),
-                          "square": bool(preprocessing.get("square", False))}
-    interp = preprocessing.get("interpolation")
-    if interp:  # training reads crops with the model's interpolation as load_crop's `resample`
-        for name in ("resample", "interpolation"):
-            if _load_crop_takes(name):
-                kw[name] = interp
-                break
-    arr = load_crop(path, tuple(float(v) for v in bbox) if bbox is not None else None, **kw)
-    arr = np.asarray(arr, dtype=np.uint8)
-    if arr.shape != (size, size, 3):
-        raise ValueError(f"load_crop returned shape {arr.shape}, expected {(size, size, 3)}")
-    return arr
-
-
-_SIG_CACHE: dict[str, bool] = {}
-
-
-def _load_crop_takes(name: str) -> bool:
-    if name not in _SIG_CACHE:
-        import inspect
-
-        from ..data.images import load_crop
-
-        _SIG_CACHE[name] = name in inspect.signature(load_crop).parameters
-    return _SIG_CACHE[name]
-
-
-def _image_error_types() -> tuple:
-    try:
-        from ..data.images import ImageError
-
-        return (ImageError, OSError, ValueError)
-    except ImportError:  # pragma: no cover
-        return (OSError, ValueError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,7 +133,7 @@ class OnnxPredictor:
         self.meta = read_onnx_metadata(self.session)
         self.classes = list(self.meta["classes"])
         self.ordinal = self.meta.get("ordinal") or None  # how the class is read from the probabilities
-        self.preprocessing = dict(self.meta["preprocessing"])
+        self.pre = Preprocess.from_meta(self.meta)
         self.name = self.meta.get("model", self.path.stem)
         inputs = self.session.get_inputs()
         self.input_name = inputs[0].name
@@ -206,7 +157,7 @@ class TorchPredictor:
         self.path = Path(self.meta.get("checkpoint", path))
         self.classes = list(self.meta["classes"])
         self.ordinal = self.meta.get("ordinal") or None  # how the class is read from the probabilities
-        self.preprocessing = dict(self.meta["preprocessing"])
+        self.pre = Preprocess.from_meta(self.meta)
         self.name = self.meta.get("model", "")
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
@@ -314,16 +265,6 @@ def collect_inputs(inputs: Iterable[str], bbox=None, subject_pattern: str | None
 # --------------------------------------------------------------------------------------------
 # prediction
 
-def _progress(total: int, desc: str):
-    try:
-        from tqdm import tqdm
-
-        return tqdm(total=total, desc=desc, unit="img", disable=total < 32 or not sys.stderr.isatty(),
-                    file=sys.stderr)
-    except ImportError:  # pragma: no cover
-        return None
-
-
 def _row(item: _Item, probs: np.ndarray | None, classes: list[str], ordinal: str | None = None) -> dict:
     row: dict[str, Any] = {"input": item.input, "path": item.path, "subject": item.subject, "view": item.view,
                            "bbox": list(item.bbox) if item.bbox is not None else None}
@@ -342,29 +283,16 @@ def _row(item: _Item, probs: np.ndarray | None, classes: list[str], ordinal: str
 
 def predict_items(predictor, items: list[_Item], batch_size: int = 16) -> list[dict]:
     """Run ``predictor`` over ``items``; unreadable images become error rows."""
-    errors = _image_error_types()
-    pre = predictor.preprocessing
     out_probs: list[np.ndarray | None] = [None] * len(items)
-    bar = _progress(len(items), "predict")
     todo = [i for i, it in enumerate(items) if it.error is None]
-    for start in range(0, len(todo), max(1, batch_size)):
-        chunk = todo[start:start + batch_size]
-        arrays, idx = [], []
-        for i in chunk:
-            try:
-                arrays.append(load_pixels(items[i].path, items[i].bbox, pre))
-                idx.append(i)
-            except errors as e:  # ImageError, OSError, bad bbox...
-                # the row already names its file: an ImageError's reason without the path
-                items[i].error = getattr(e, "message", None) or str(e) or type(e).__name__
-        if arrays:
-            probs = predictor(np.stack(arrays))
-            for i, p in zip(idx, probs):
-                out_probs[i] = np.asarray(p, dtype=np.float64)
-        if bar is not None:
-            bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
+    crops = iter_crops(predictor.pre, [(items[i].path, items[i].bbox) for i in todo], batch_size=max(1, batch_size),
+                       progress=len(todo) >= 32 and sys.stderr.isatty(), desc="predict")
+    for idx, x, errors in crops:
+        for j, e in errors:  # the row already names its file: an ImageError's reason without the path
+            items[todo[j]].error = getattr(e, "message", None) or str(e) or type(e).__name__
+        if len(idx):
+            for j, p in zip(idx, predictor(x)):
+                out_probs[todo[j]] = np.asarray(p, dtype=np.float64)
     ordinal = getattr(predictor, "ordinal", None)
     return [_row(it, p, predictor.classes, ordinal) for it, p in zip(items, out_probs)]
 
@@ -484,7 +412,7 @@ def _run(cfg: PredictConfig) -> tuple[list[dict], list[str], Any]:
         out = Path(cfg.out)
         if out.suffix.lower() == ".json":
             atomic_write_json(out, {"model": str(cfg.model), "name": predictor.name, "classes": classes,
-                                    "preprocessing": predictor.preprocessing, "group_by": cfg.group_by,
+                                    "preprocessing": predictor.pre.to_meta(), "group_by": cfg.group_by,
                                     "n_ok": sum(r["status"] == "ok" for r in rows),
                                     "n_failed": sum(r["status"] != "ok" for r in rows), "predictions": rows})
         elif out.suffix.lower() == ".csv":

@@ -27,7 +27,6 @@ import torch
 
 from ..utils import atomic_write_json
 from .model import SkinageModel, check_tta
-from .registry import get_config
 
 __all__ = ["save_checkpoint", "load_checkpoint", "resolve_checkpoint", "versions", "model_meta"]
 
@@ -48,11 +47,14 @@ def versions() -> dict:
     return out
 
 
-def model_meta(model: SkinageModel, input_size: int | None = None, margin: float = 0.0, square: bool = False) -> dict:
-    """The metadata a checkpoint needs to rebuild ``model`` and preprocess like training."""
-    cfg = get_config(model.backbone_name)
-    pre = cfg.preprocessing(input_size)
-    pre.update({"margin": float(margin), "square": bool(square), "input_range": "RGB float in [0, 1]; normalisation is inside the model"})
+def model_meta(model: SkinageModel, pre=None) -> dict:
+    """The metadata a checkpoint needs to rebuild ``model`` and preprocess like training.
+
+    ``pre`` is the run's :class:`skinage.preprocess.Preprocess` (default: the registry's for the backbone).
+    """
+    from ..preprocess import Preprocess
+
+    pre = pre or Preprocess.for_model(model.backbone_name)
     return {
         "model": model.backbone_name,
         "num_classes": model.num_classes,
@@ -60,7 +62,8 @@ def model_meta(model: SkinageModel, input_size: int | None = None, margin: float
         "ordinal": model.ordinal,
         "weights_from": model.weights_from,
         "feature_dim": model.feature_dim,
-        "preprocessing": pre,
+        "preprocessing": pre.to_meta(),
+        "input_range": "RGB float in [0, 1]; normalisation is inside the model",
         "tta": getattr(model, "tta", None),
     }
 
@@ -77,10 +80,16 @@ def save_checkpoint(model: SkinageModel, meta: dict, stem: str | os.PathLike) ->
         raise ValueError("checkpoint metadata needs 'classes' (the ordered class names)")
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    from ..preprocess import Preprocess
+
     full = model_meta(model)
-    pre = {**full["preprocessing"], **meta.get("preprocessing", {})}
+    default_pre = full["preprocessing"]
+    given = meta.get("preprocessing")
     full.update(meta)
-    full["preprocessing"] = pre
+    if given:  # gaps filled from the registry
+        full["preprocessing"] = Preprocess.from_meta({"model": model.backbone_name, "preprocessing": given}).to_meta()
+    else:
+        full["preprocessing"] = default_pre
     full.setdefault("versions", versions())
     if len(full["classes"]) != model.num_classes:
         raise ValueError(f"{len(full['classes'])} class names for a {model.num_classes}-class model")

@@ -38,15 +38,6 @@ class ModelConfig:
     source: str  # the library and architecture it comes from
     pretrained_source: str  # where ImageNet weights come from here ("" if none)
 
-    def preprocessing(self, input_size: int | None = None) -> dict:
-        """The preprocessing block of a checkpoint's metadata."""
-        return {
-            "input_size": int(input_size or self.input_size),
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "interpolation": self.interpolation,
-        }
-
 
 @dataclass
 class _Entry:

@@ -81,9 +81,11 @@ class Distiller(nn.Module):
         if channels_last:
             self.teacher.to(memory_format=torch.channels_last)
         self.teacher_meta = teacher_meta
-        pre = teacher_meta.get("preprocessing", {}) or {}
-        self.teacher_size = int(pre["input_size"]) if pre.get("input_size") else None
-        self.teacher_interp = "bicubic" if pre.get("interpolation") == "bicubic" else "bilinear"
+        from ..preprocess import Preprocess
+
+        pre = Preprocess.from_meta(teacher_meta)
+        self.teacher_size = pre.size
+        self.teacher_interp = "bicubic" if pre.interpolation == "bicubic" else "bilinear"
         self.temperature = float(temperature)
         self.alpha = float(alpha)
         self.embed_weight = float(embed_weight)

@@ -29,18 +29,18 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ..data.manifest import row_bbox
 import torch
 
+from ..data.crops import iter_batches
+from ..data.manifest import row_bbox
 from ..utils import cache_dir, say
 
-__all__ = ["FeatureCache", "image_key", "weights_hash", "load_crop_tensor", "iter_batches", "autocast_context"]
+__all__ = ["FeatureCache", "image_key", "weights_hash", "autocast_context"]
 
 
 def weights_hash(module: torch.nn.Module) -> str:
@@ -73,21 +73,6 @@ def image_key(path: str | os.PathLike, bbox=None) -> str:
     return hashlib.sha1(repr(ident).encode("utf-8")).hexdigest()
 
 
-def _row_bbox(row) -> tuple | None:
-    return _bbox_tuple(row_bbox(row))
-
-
-def load_crop_tensor(path: str, bbox, size: int, margin: float = 0.0, square: bool = False, cache=None,
-                     resample: str = "bilinear") -> torch.Tensor:
-    """One crop as a uint8 (3, size, size) tensor, through the decoded-crop cache."""
-    if cache is None:
-        from ..data.images import CropCache
-
-        cache = CropCache()
-    arr = cache.get(path, bbox, size, margin=margin, square=square, resample=resample)
-    return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
-
-
 def cpu_supports_bf16() -> bool:
     """Whether this CPU runs bf16 natively (AVX-512 BF16 or AMX), from /proc/cpuinfo flags."""
     try:
@@ -113,24 +98,6 @@ def autocast_context(precision: str, device: str = "cpu"):
     return torch.autocast(dev, dtype=torch.bfloat16, enabled=(precision == "bf16"))
 
 
-def iter_batches(items: Sequence, batch_size: int, load: Callable, workers: int = 1):
-    """Yield ``(batch_items, loaded)`` while the next batch is decoded in a thread."""
-    chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
-    if not chunks:
-        return
-    if workers <= 0:
-        for c in chunks:
-            yield c, [load(x) for x in c]
-        return
-    with ThreadPoolExecutor(max_workers=workers) as ex:
-        fut = ex.submit(lambda c: [load(x) for x in c], chunks[0])
-        for i, c in enumerate(chunks):
-            loaded = fut.result()
-            if i + 1 < len(chunks):
-                fut = ex.submit(lambda c: [load(x) for x in c], chunks[i + 1])
-            yield c, loaded
-
-
 class FeatureCache:
     """Compute-or-load embeddings of manifest rows for one frozen model.
 
@@ -138,34 +105,24 @@ class FeatureCache:
     ----------
     model : SkinageModel
         Its ``features(x)`` gives the embeddings (inputs float [0, 1]).
-    input_size, margin, square : preprocessing of the crops.
+    pre : skinage.preprocess.Preprocess
+        How the crops are cut (part of the cache key).
     precision : "fp32" or "bf16" (autocast) for the forward pass.
     batch_size : forward batch size (32-64 is the sweet spot on a CPU).
     root : cache folder (default ``cache_dir()/features``).
     """
 
-    def __init__(self, model, input_size: int, margin: float = 0.0, square: bool = False,
-                 precision: str = "fp32", batch_size: int = 64, root: str | os.PathLike | None = None,
+    def __init__(self, model, pre, precision: str = "fp32", batch_size: int = 64, root: str | os.PathLike | None = None,
                  channels_last: bool = True, device: str = "cpu", progress: bool = True):
-        from ..models.registry import get_config
-
         self.model = model
-        self.input_size = int(input_size)
-        self.margin = float(margin)
-        self.square = bool(square)
+        self.pre = pre
         self.precision = precision
         self.batch_size = int(batch_size)
         self.channels_last = channels_last
         self.device = device
         self.progress = progress
-        cfg = get_config(model.backbone_name)
-        ident = {
-            "model": model.backbone_name,
-            "weights": weights_hash(model.backbone),
-            "input_size": self.input_size, "mean": list(cfg.mean), "std": list(cfg.std),
-            "interpolation": cfg.interpolation, "margin": self.margin, "square": self.square,
-            "precision": precision,
-        }
+        ident = {"model": model.backbone_name, "weights": weights_hash(model.backbone), **pre.identity(),
+                 "precision": precision}
         self.ident = ident
         self.model_key = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
         self.root = Path(root) if root else cache_dir() / "features"
@@ -185,12 +142,13 @@ class FeatureCache:
         return self.dir / ikey[:2] / name
 
     def _crop(self, path: str, bbox) -> torch.Tensor:
+        """One crop as a uint8 (3, size, size) tensor, through the decoded-crop cache."""
         if self._crop_cache is None:
             from ..data.images import CropCache
 
             self._crop_cache = CropCache()
-        return load_crop_tensor(path, bbox, self.input_size, self.margin, self.square, cache=self._crop_cache,
-                                resample=self.ident["interpolation"])
+        arr = self.pre.load(path, bbox, cache=self._crop_cache)
+        return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
     # -- main entry -------------------------------------------------------------------------------
     def get(self, df, views: int = 0, aug_spec: str = "flip,rotate,jitter,crop", desc: str = "features",
@@ -208,7 +166,7 @@ class FeatureCache:
         D = self.model.feature_dim
         out = np.full((n, 1 + views, D), np.nan, dtype=np.float32)
         paths = df["path"].astype(str).tolist()
-        bboxes = [_row_bbox(r) for r in df.to_dict("records")] if {"x0", "y0", "x1", "y1"} <= set(df.columns) else [None] * n
+        bboxes = [row_bbox(r) for r in df.to_dict("records")]
         ikeys = [image_key(p, b) for p, b in zip(paths, bboxes)]
         steps_tag = _spec_tag(aug_spec)
         tag = f"{steps_tag}-r{rotate_deg:g}-s{crop_scale:g}"
@@ -232,7 +190,7 @@ class FeatureCache:
         items = list(per_image.items())
         from .augment import build_augment, to_float
 
-        aug = build_augment(aug_spec, self.input_size, rotate_deg, crop_scale, noise_std) if views else None
+        aug = build_augment(aug_spec, self.pre.size, rotate_deg, crop_scale, noise_std) if views else None
         bad: dict[int, str] = {}
 
         def load(item):

@@ -23,7 +23,8 @@ import torch
 import torch.nn as nn
 
 from ..utils import say
-from .train import (TrainingInterrupted, _class_weights, _CropStore, _lr_lambda, _order, _rng_state,
+from ..data.crops import CropStore
+from .train import (TrainingInterrupted, _class_weights, _lr_lambda, _order, _rng_state,
                     _seed_epoch, _set_rng_state, compute_metrics, predict_labels)
 
 __all__ = ["fit", "FeatureTask", "ImageTask"]
@@ -208,7 +209,7 @@ class _TaskBase:
                "ordinal": cfg.ordinal, "best_epoch": run.best_epoch + 1, "epochs_run": len(run.rows),
                "select": cfg.select if cfg.select != "auto" else ("qwk" if data.ordered else "macro_f1"),
                "precision": run.precision, "weights_from": self.model.weights_from,
-               "input_size": cfg.size, "carved_val": data.carved_val,
+               "preprocessing": run.pre.to_meta(), "carved_val": data.carved_val,
                "class_weights": getattr(self, "class_weight_values", None)}
         for split in ("val", "test"):
             if not self.has_split(split):
@@ -253,7 +254,7 @@ class FeatureTask(_TaskBase):
         model.to(run.device)
         for p in model.backbone.parameters():
             p.requires_grad = False
-        self.cache = FeatureCache(model, cfg.size, cfg.margin, cfg.square, precision=run.precision, batch_size=64,
+        self.cache = FeatureCache(model, run.pre, precision=run.precision, batch_size=64,
                                   channels_last=cfg.channels_last, device=run.device, progress=cfg.progress)
         self.X: dict[str, torch.Tensor] = {}
         self.Y: dict[str, torch.Tensor] = {}
@@ -404,6 +405,7 @@ class ImageTask(_TaskBase):
 
     def __init__(self, run, model):
         super().__init__(run, model)
+        from ..data.images import CropCache
         from .augment import BatchAugment
 
         cfg, data = self.cfg, self.data
@@ -413,19 +415,19 @@ class ImageTask(_TaskBase):
         for split in ("train", "val", "test"):
             df = data.rows(split)
             if len(df):
-                self.stores[split] = _CropStore(df, cfg.size, cfg.margin, cfg.square, data, f"crops {split}",
-                                                cfg.progress, workers=max(1, cfg.workers))
+                self.stores[split] = CropStore(df, run.pre, cache=CropCache(), workers=cfg.workers,
+                                               progress=cfg.progress, desc=f"crops {split}", on_error=data.aside)
         if "train" not in self.stores or len(self.stores["train"]) == 0:
             raise RuntimeError("no readable training images")
         self.load_seconds = time.perf_counter() - t0
-        say(f"  crops: {sum(len(s) for s in self.stores.values())} images at {cfg.size} px in memory "
+        say(f"  crops: {sum(len(s) for s in self.stores.values())} images at {run.pre.size} px in memory "
             f"({self.load_seconds:.1f} s, decoded-crop cache)")
         model.to(run.device)
         if cfg.mode == "finetune" and cfg.unfreeze is not None:
             model.freeze_backbone(int(cfg.unfreeze))
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
-        self.aug = BatchAugment(cfg.augment, cfg.size, cfg.rotate, cfg.crop_scale, cfg.noise_std)
+        self.aug = BatchAugment(cfg.augment, run.pre.size, cfg.rotate, cfg.crop_scale, cfg.noise_std)
         self.loss_fn = self._loss_fn(self.stores["train"].y.numpy())
         self.distiller = None
         if cfg.mode == "distill":

@@ -272,7 +272,6 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         "lr": cfg.lr if cfg.lr is not None else lr,
         "batch_size": cfg.batch_size if cfg.batch_size is not None else bs,
         "weight_decay": cfg.weight_decay if cfg.weight_decay is not None else wd,
-        "size": cfg.size or get_config(cfg.model).input_size,
         "ordinal": ordinal,
         # absolute, so args.yaml (and --resume) work from any folder
         "data": Path(cfg.data).absolute(),
@@ -284,6 +283,10 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError("--epochs must be at least 1")
     if cfg.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    try:
+        preprocess(cfg)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if cfg.mode == "distill" and cfg.teacher is None:
         raise ConfigError("distill mode needs --teacher RUN (a run folder or checkpoint of a trained model)")
     if cfg.mode != "feature" and cfg.aug_views:
@@ -305,6 +308,13 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
 
     parse_augment(cfg.augment)
     return cfg
+
+
+def preprocess(cfg: TrainConfig, region: Optional[str] = None):
+    """The run's :class:`skinage.preprocess.Preprocess`: the model's, with ``--size``, ``--margin``, ``--square``."""
+    from ..preprocess import Preprocess
+
+    return Preprocess.for_model(cfg.model, size=cfg.size, margin=cfg.margin, square=cfg.square, region=region)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -346,48 +356,6 @@ class _Data:
         self.set_aside.append({"path": str(row.get("path", "")), "split": str(row.get("split", "")), "reason": reason})
 
 
-class _CropStore:
-    """uint8 (N, 3, S, S) crops of some manifest rows, decoded once through the crop cache."""
-
-    def __init__(self, df, size: int, margin: float, square: bool, data: _Data, desc: str, progress: bool, workers: int = 1):
-        import torch
-        from tqdm.auto import tqdm
-
-        from ..data.images import CropCache, ImageError
-        from .features import _row_bbox, iter_batches, load_crop_tensor
-
-        from ..models.registry import get_config
-
-        resample = get_config(data.model_name).interpolation
-        cache = CropCache()
-        recs = df.to_dict("records")
-        keep, tensors = [], []
-
-        def load(i):
-            r = recs[i]
-            try:
-                return load_crop_tensor(str(r["path"]), _row_bbox(r), size, margin, square, cache=cache, resample=resample)
-            except (ImageError, OSError) as e:
-                return e
-
-        bar = tqdm(total=len(recs), desc=desc, unit="img", disable=not progress, leave=False, dynamic_ncols=True)
-        for chunk, loaded in iter_batches(list(range(len(recs))), 64, load, workers=workers):
-            for i, t in zip(chunk, loaded):
-                if isinstance(t, Exception):
-                    data.aside(recs[i], str(t))
-                    continue
-                keep.append(i)
-                tensors.append(t)
-            bar.update(len(chunk))
-        bar.close()
-        self.df = df.iloc[keep].reset_index(drop=True)
-        self.x = torch.stack(tensors) if tensors else torch.zeros((0, 3, size, size), dtype=torch.uint8)
-        self.y = torch.tensor(self.df["label"].astype(int).to_numpy(), dtype=torch.long)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
 # ----------------------------------------------------------------------------------------------
 # the run
 
@@ -400,6 +368,7 @@ class _Run:
         self.dir = run_dir
         self.wdir = run_dir / "weights"
         self.resuming = resuming
+        self.pre = None  # the Preprocess, set once the manifest is read (its region)
         self.device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
         from .features import resolve_precision
 
@@ -426,7 +395,7 @@ class _Run:
             "ordered": self.data.ordered,
             "mode": cfg.mode,
             "epoch": epoch,
-            "preprocessing": {"input_size": cfg.size, "margin": cfg.margin, "square": cfg.square},
+            "preprocessing": self.pre.to_meta(),
             "versions": versions(),
             "train": {"data": str(cfg.data), "seed": cfg.seed, "precision": self.precision,
                       "teacher": str(cfg.teacher) if cfg.teacher else None},
@@ -572,6 +541,7 @@ def _train_inner(cfg: TrainConfig) -> TrainResult:
     say(f"skinage train: {cfg.mode} {cfg.model} on {cfg.data} -> {run_dir}" + (" (resuming)" if resuming else ""))
     t_start = time.perf_counter()
     run.data = data
+    run.pre = preprocess(cfg, data.meta.get("region"))
     torch.manual_seed(cfg.seed)
     model = _build_model(cfg, data.K)
     if cfg.init is not None and not resuming:

@@ -161,7 +161,7 @@ def _tune(cfg: TuneConfig) -> TuneResult:
 
     from ..data.manifest import read_manifest
     from ..models.model import SkinageModel
-    from ..models.registry import get_config
+    from ..preprocess import Preprocess
     from .features import FeatureCache
     from .train import compute_metrics, increment_run_dir, predict_labels
 
@@ -169,8 +169,10 @@ def _tune(cfg: TuneConfig) -> TuneResult:
         raise ConfigError("no data: give --data MANIFEST")
     if cfg.trials < 1 or cfg.folds < 2:
         raise ConfigError("--trials must be >= 1 and --folds >= 2")
+    man = read_manifest(cfg.data)
     try:
-        size = cfg.size or get_config(cfg.model).input_size
+        pre = Preprocess.for_model(cfg.model, size=cfg.size, margin=cfg.margin, square=cfg.square,
+                                   region=man.meta.get("region"))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     ordinal = None if cfg.ordinal in (None, "", "none") else cfg.ordinal
@@ -181,7 +183,6 @@ def _tune(cfg: TuneConfig) -> TuneResult:
     atomic_write_text(run_dir / "args.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True))
     say(f"skinage tune: {cfg.trials} trials, {cfg.folds}-fold person-grouped CV, {cfg.model} features -> {run_dir}")
 
-    man = read_manifest(cfg.data)
     df = man.df
     df = df[df["split"].astype(str).str.lower().isin(["train", "val"])].reset_index(drop=True)
     K = len(man.classes)
@@ -197,7 +198,7 @@ def _tune(cfg: TuneConfig) -> TuneResult:
         from .features import resolve_precision
 
         prec = resolve_precision("auto")
-    cache = FeatureCache(net, size, cfg.margin, cfg.square, precision=prec, progress=cfg.progress)
+    cache = FeatureCache(net, pre, precision=prec, progress=cfg.progress)
     bad: set[int] = set()
     set_aside = []
 
@@ -277,7 +278,7 @@ def _tune(cfg: TuneConfig) -> TuneResult:
     best = study.best_trial
     bp = dict(best.params)
     train_opts = {
-        "model": cfg.model, "mode": "feature", "size": size, "margin": cfg.margin, "square": cfg.square,
+        "model": cfg.model, "mode": "feature", "size": cfg.size, "margin": cfg.margin, "square": cfg.square,
         "hidden": list(_hidden(bp["hidden"])), "dropout": [round(bp["dropout"], 4)],
         "batchnorm": bool(bp.get("batchnorm", False)), "batch_size": int(bp["batch_size"]),
         "lr": float(f"{bp['lr']:.3g}"), "weight_decay": float(f"{bp['weight_decay']:.3g}"),

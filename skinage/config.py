@@ -23,6 +23,7 @@ import argparse
 import dataclasses
 import difflib
 import typing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TypeVar
 
@@ -30,6 +31,11 @@ T = TypeVar("T")
 
 __all__ = [
     "ConfigError",
+    "Seeded",
+    "Threaded",
+    "Progress",
+    "RunFolder",
+    "suggest",
     "build_config",
     "add_config_arguments",
     "config_from_args",
@@ -42,9 +48,42 @@ class ConfigError(ValueError):
     """A configuration value or key is wrong; the message says how to fix it."""
 
 
-def _suggest(name: str, choices: Sequence[str]) -> str:
+def suggest(name: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or an empty string.
+
+    >>> suggest("epoch", ["epochs", "lr"])
+    " (did you mean 'epochs'?)"
+    """
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# --- options several commands share: declared once, one meaning everywhere ----------------------
+# A command's config inherits the ones it uses, e.g. ``class TrainConfig(RunFolder, Threaded, Progress, Seeded)``.
+
+
+@dataclass
+class Seeded:
+    seed: int = field(default=0, metadata={"help": "random seed: every random choice of the command follows it, "
+                                                   "so the same seed gives the same result"})
+
+
+@dataclass
+class Threaded:
+    threads: int = field(default=0, metadata={"help": "CPU threads (0: the library's default, all cores)"})
+
+
+@dataclass
+class Progress:
+    progress: bool = field(default=True, metadata={"help": "progress bars on stderr"})
+
+
+@dataclass
+class RunFolder:
+    project: Path = field(default=Path("runs"), metadata={"help": "folder holding the run folders"})
+    name: str = field(default="", metadata={
+        "help": "run folder name (default: the command's name); taken names get a number: train, train2, ..."})
+    exist_ok: bool = field(default=False, metadata={"help": "reuse <project>/<name> instead of numbering a new one"})
 
 
 def _kind(f: dataclasses.Field, cls: type) -> str:
@@ -131,14 +170,14 @@ def build_config(cls: type[T], values: Mapping[str, Any] | None = None, **kwargs
     for key, value in merged.items():
         name = key.replace("-", "_")
         if name not in fields:
-            raise ConfigError(f"unknown option '{key}'{_suggest(name, list(fields))}")
+            raise ConfigError(f"unknown option '{key}'{suggest(name, list(fields))}")
         f = fields[name]
         value = _coerce(_kind(f, cls), name, value)
         choices = f.metadata.get("choices")
         if choices is not None and value is not None and value not in choices:
             raise ConfigError(
                 f"option '{name}': {value!r} is not one of {', '.join(map(str, choices))}"
-                f"{_suggest(str(value), [str(c) for c in choices])}"
+                f"{suggest(str(value), [str(c) for c in choices])}"
             )
         out[name] = value
     return cls(**out)
@@ -167,7 +206,7 @@ class DidYouMeanParser(argparse.ArgumentParser):
             hints = []
             for b in bad:
                 if b.startswith("-"):
-                    s = _suggest(b.split("=")[0], flags)
+                    s = suggest(b.split("=")[0], flags)
                     if s:
                         hints.append(f"{b}{s}")
             if hints:

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from .config import (ConfigError, Seeded, Threaded, add_config_arguments, build_config, config_from_args,
+                   config_to_dict)
 from .utils import atomic_write_json, say
 
 __all__ = ["DemoConfig", "DemoResult", "demo", "add_arguments", "run"]
@@ -41,7 +42,7 @@ FOREHEAD_REMAP = "0,1:0 2,3:1 4:2 5,6:3"
 
 
 @dataclass
-class DemoConfig:
+class DemoConfig(Threaded, Seeded):
     """Options of ``skinage demo`` (also the keywords of :func:`demo`)."""
 
     data: Path | None = field(default=None, metadata={
@@ -52,7 +53,6 @@ class DemoConfig:
     people: int = field(default=100, metadata={"help": "synthetic people (each at 5 angles)"})
     image_size: tuple = field(default=(256, 192), metadata={
         "type": "ints", "help": "synthetic photo width,height in pixels"})
-    seed: int = field(default=0, metadata={"help": "seed of the data, the split and the training"})
     model: str = field(default="mobilenet_v2", metadata={"help": "backbone (see `skinage models`)"})
     mode: str = field(default="feature", metadata={
         "choices": ("feature", "finetune"), "help": "training mode"})
@@ -70,7 +70,6 @@ class DemoConfig:
         "help": "AI-Hub JSON trees given with --data: keep only this face part (1 = forehead)"})
     predict_n: int = field(default=5, metadata={"help": "test images to predict with the int8 model at the end"})
     int8: bool = field(default=True, metadata={"help": "export int8 ONNX (else fp32 only)"})
-    threads: int = field(default=0, metadata={"help": "torch CPU threads (0: all cores)"})
 
 
 @dataclass

@@ -52,7 +52,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from ..config import ConfigError, _suggest, add_config_arguments, build_config, config_from_args, config_to_dict
+from ..config import (ConfigError, Seeded, add_config_arguments, build_config, config_from_args,
+                     config_to_dict, suggest)
 from ..utils import atomic_write, say
 from .images import IMAGE_EXTENSIONS, ImageError, expand_box, probe_image
 from .labels import LabelMapper, is_number, normalise_label, sort_classes
@@ -82,7 +83,7 @@ _BBOX_NAMES = (
 
 
 @dataclass
-class IngestConfig:
+class IngestConfig(Seeded):
     """Options of ``skinage ingest`` (the fields are the flags and the API keywords)."""
 
     source: str = field(default="", metadata={
@@ -115,7 +116,6 @@ class IngestConfig:
         "help": "group column for the splits: subject (default) or image (leaky when people have several images)"})
     val: float = field(default=0.15, metadata={"help": "validation fraction"})
     test: float = field(default=0.15, metadata={"help": "test fraction"})
-    seed: int = field(default=0, metadata={"help": "random seed of the splits"})
     folds: int = field(default=0, metadata={"help": "K > 1: also deal the non-test rows into K person-grouped folds (column fold)"})
     check_images: bool = field(default=True, metadata={
         "help": "decode every image once (cheaply) to set aside corrupt, truncated and non-image files"})
@@ -427,7 +427,7 @@ def _read_aihub(cfg: IngestConfig, root: Path, rej: _Rejects, notes: List[str], 
         recs.append(_record(Path(img).resolve(), val, subject, view, bbox, origin, **meta))
     if files and not label_key_seen:
         close = [k for k in all_keys_seen if k.split(".")[-1] == cfg.label.split(".")[-1]]
-        hint = _suggest(cfg.label, sorted(all_keys_seen))
+        hint = suggest(cfg.label, sorted(all_keys_seen))
         raise ConfigError(f"--label {cfg.label!r}: no label file has this key{hint}"
                           + (f"; found {close[0]!r}" if close else ""))
     return recs
@@ -455,7 +455,7 @@ def _pick_col(df: pd.DataFrame, given: str, names: Sequence[str], flag: str, req
         low = {c.lower(): c for c in cols}
         if given.lower() in low:
             return low[given.lower()]
-        raise ConfigError(f"{flag} {given!r}: no such column{_suggest(given, cols)}; columns: {', '.join(map(str, cols))}")
+        raise ConfigError(f"{flag} {given!r}: no such column{suggest(given, cols)}; columns: {', '.join(map(str, cols))}")
     low = {str(c).lower(): c for c in cols}
     for n in names:
         if n in low:

@@ -36,14 +36,14 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import ConfigError, add_config_arguments, build_config, config_from_args
+from ..config import ConfigError, Seeded, add_config_arguments, build_config, config_from_args
 from ..utils import atomic_write_text, say
 
 __all__ = ["CompareConfig", "compare", "run_row", "to_markdown", "add_arguments", "run"]
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(Seeded):
     """Every option of ``skinage compare`` (= keyword of :func:`compare`)."""
 
     runs: tuple[str, ...] = field(default=(), metadata={
@@ -54,7 +54,6 @@ class CompareConfig:
         "help": "measure the one-image, one-thread PyTorch latency when the run has no export results"})
     repeats: int = field(default=30, metadata={"help": "timed runs for the latency (median)"})
     n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for intervals computed here"})
-    seed: int = field(default=0, metadata={"help": "bootstrap seed"})
 
 
 def _load_json(p: Path) -> dict:

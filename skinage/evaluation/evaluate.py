@@ -36,7 +36,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from ..config import (ConfigError, Progress, Seeded, Threaded, add_config_arguments, build_config,
+                     config_from_args, config_to_dict)
 from ..models.decode import decision_rule, predict_labels
 from ..utils import atomic_write, atomic_write_json, say
 from .baselines import label_source_columns, run_baselines
@@ -59,7 +60,7 @@ SPLITS = ("test", "val", "train", "all")
 
 
 @dataclass
-class EvaluateConfig:
+class EvaluateConfig(Threaded, Progress, Seeded):
     """Every option of ``skinage evaluate`` (= keyword of :func:`evaluate`)."""
 
     run: Optional[Path] = field(default=None, metadata={
@@ -77,7 +78,6 @@ class EvaluateConfig:
         "help": "metadata columns of the metadata-only baseline, e.g. age,gender (default: every known one present)",
         "type": "strs"})
     n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for the confidence intervals"})
-    seed: int = field(default=0, metadata={"help": "seed of the bootstrap and the stratified baseline"})
     batch_size: int = field(default=32, metadata={"help": "inference batch size"})
     tta: str = field(default="auto", metadata={
         "help": "test-time augmentation: auto (the checkpoint's own, none unless trained with --tta), none, or flip "
@@ -88,8 +88,6 @@ class EvaluateConfig:
         "choices": ("auto", "tsne", "pca", "none")})
     plots: bool = field(default=True, metadata={"help": "write the PNG plots"})
     report: bool = field(default=True, metadata={"help": "write report.html (needs --plots for the pictures)"})
-    threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
-    progress: bool = field(default=True, metadata={"help": "progress bars"})
 
 
 @dataclass

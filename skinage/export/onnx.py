@@ -49,7 +49,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import __version__
-from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from ..config import ConfigError, Seeded, add_config_arguments, build_config, config_from_args, config_to_dict
 from ..models.decode import decision_rule, near_ties, predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
 from .equalize import graph_index, equalize as equalize_activations, intermediate_batches
@@ -62,7 +62,7 @@ __all__ = ["ExportConfig", "export", "export_onnx", "quantize_int8", "Int8Quanti
 
 
 @dataclass
-class ExportConfig:
+class ExportConfig(Seeded):
     """Options of ``skinage export`` / :func:`skinage.export`."""
 
     run: str = field(default="", metadata={"positional": True,
@@ -116,7 +116,6 @@ class ExportConfig:
         "choices": ("auto", "none", "flip"),
         "help": "test-time augmentation built into the graph: auto (the checkpoint's own), none, or flip (each image "
                 "and its mirror in one batch, outputs averaged; twice the latency)"})
-    seed: int = field(default=0, metadata={"help": "seed for picking calibration / check images"})
 
 
 CALIB_STRIDE = 8  # calibration images held in memory at once by ONNX Runtime's calibrator

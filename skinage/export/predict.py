@@ -47,7 +47,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..config import ConfigError, add_config_arguments, build_config, config_from_args
+from ..config import ConfigError, Threaded, add_config_arguments, build_config, config_from_args
 from ..data.crops import iter_crops
 from ..models.decode import predict_labels
 from ..preprocess import Preprocess
@@ -65,7 +65,7 @@ METADATA_KEY = "skinage"  # metadata_props key holding the JSON description of a
 
 
 @dataclass
-class PredictConfig:
+class PredictConfig(Threaded):
     """Options of ``skinage predict`` / :func:`skinage.predict`."""
 
     model: str = field(default="", metadata={"positional": True,
@@ -84,7 +84,6 @@ class PredictConfig:
     split: str | None = field(default=None, metadata={
         "help": "with a manifest input, predict only this split (train/val/test)"})
     batch_size: int = field(default=16, metadata={"help": "images per forward pass"})
-    threads: int = field(default=0, metadata={"help": "CPU threads (0: the runtime's default)"})
     which: str = field(default="best", metadata={"choices": ("best", "last"),
         "help": "which checkpoint of a run folder to use"})
 

@@ -41,7 +41,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from ..config import (ConfigError, Progress, RunFolder, Seeded, Threaded, add_config_arguments,
+                     build_config, config_from_args, config_to_dict)
 from ..models.decode import predict_labels  # noqa: F401 - re-exported: training selects epochs with it
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
 
@@ -58,7 +59,7 @@ MODE_DEFAULTS = {
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunFolder, Threaded, Progress, Seeded):
     """Every option of ``skinage train`` (= keyword of :func:`train`)."""
 
     data: Optional[Path] = field(default=None, metadata={"help": "manifest (CSV/Parquet written by `skinage ingest`)"})
@@ -73,7 +74,6 @@ class TrainConfig:
     step_size: Optional[int] = field(default=None, metadata={"help": "step schedule: epochs between x0.1 decays (default: epochs // 3)"})
     patience: int = field(default=10, metadata={"help": "stop after this many epochs without a better validation score (0 = never)"})
     select: str = field(default="auto", metadata={"help": "validation score that picks the best epoch (auto: qwk for ordered classes, else macro_f1)", "choices": ("auto", "qwk", "macro_f1", "accuracy", "loss")})
-    seed: int = field(default=0, metadata={"help": "random seed (splits of shuffling, augmentation, initialisation)"})
     hidden: tuple[int, ...] = field(default=(), metadata={"help": "hidden layer sizes of the head, e.g. 256,32 (empty: linear head)", "type": "ints"})
     dropout: tuple[float, ...] = field(default=(0.2,), metadata={"help": "dropout per hidden layer (one value for all)", "type": "floats"})
     batchnorm: bool = field(default=False, metadata={"help": "batch norm after each hidden layer of the head"})
@@ -103,13 +103,8 @@ class TrainConfig:
     embed_weight: float = field(default=1.0, metadata={"help": "distill: weight of the embedding (cosine) loss through a projection; 0 = logits only"})
     embed_center: bool = field(default=True, metadata={"help": "distill: match the teacher's embedding minus its mean over the training crops (what tells faces apart) rather than the raw, mostly shared, embedding"})
     workers: int = field(default=1, metadata={"help": "threads decoding images ahead of the model"})
-    threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
     device: str = field(default="cpu", metadata={"help": "cpu or cuda"})
-    project: Path = field(default=Path("runs"), metadata={"help": "folder holding the run folders"})
-    name: str = field(default="train", metadata={"help": "run folder name (auto-incremented: train, train2, ...)"})
-    exist_ok: bool = field(default=False, metadata={"help": "reuse <project>/<name> instead of incrementing"})
     resume: Optional[Path] = field(default=None, metadata={"help": "continue the killed run in this folder from its last checkpoint (other options come from its args.yaml)"})
-    progress: bool = field(default=True, metadata={"help": "progress bars"})
     interrupt_at: Optional[float] = field(default=None, metadata={"help": "testing: stop as if killed after this many epochs (fractions allowed)", "cli": False})
 
 
@@ -500,7 +495,7 @@ def _load_resume(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
     new = build_config(TrainConfig, saved)
     if cfg.interrupt_at is not None:
         new = dataclasses.replace(new, interrupt_at=cfg.interrupt_at)
-    if cfg.threads is not None:
+    if cfg.threads:
         new = dataclasses.replace(new, threads=cfg.threads)
     new = dataclasses.replace(new, progress=cfg.progress)
     return new, run_dir
@@ -527,7 +522,7 @@ def _train_inner(cfg: TrainConfig) -> TrainResult:
         torch.set_num_threads(int(cfg.threads))
     data = _Data(cfg)  # read the manifest first: a wrong --data leaves no empty run folder behind
     if not resuming:
-        run_dir = increment_run_dir(cfg.project, cfg.name, cfg.exist_ok)
+        run_dir = increment_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok)
     run = _Run(cfg, run_dir, resuming)
     (run_dir / "weights").mkdir(parents=True, exist_ok=True)
     if not resuming:

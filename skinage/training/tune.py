@@ -28,7 +28,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..config import ConfigError, add_config_arguments, build_config, config_from_args, config_to_dict
+from ..config import (ConfigError, Progress, RunFolder, Seeded, Threaded, add_config_arguments,
+                     build_config, config_from_args, config_to_dict)
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
 
 __all__ = ["TuneConfig", "TuneResult", "tune", "fit_head", "HIDDEN_CHOICES", "add_arguments", "run"]
@@ -38,7 +39,7 @@ HIDDEN_CHOICES = ("", "64", "128", "256", "256,32", "512,64")
 
 
 @dataclass
-class TuneConfig:
+class TuneConfig(RunFolder, Threaded, Progress, Seeded):
     """Every option of ``skinage tune`` (= keyword of :func:`tune`)."""
 
     data: Optional[Path] = field(default=None, metadata={"help": "manifest (CSV/Parquet written by `skinage ingest`)"})
@@ -55,14 +56,8 @@ class TuneConfig:
     square: bool = field(default=False, metadata={"help": "square the bounding box before cropping"})
     pretrained: bool = field(default=True, metadata={"help": "ImageNet weights for the backbone"})
     precision: str = field(default="fp32", metadata={"help": "precision of the feature extraction", "choices": ("auto", "fp32", "bf16")})
-    seed: int = field(default=0, metadata={"help": "seed of the folds, the sampler and the heads"})
     timeout: Optional[float] = field(default=None, metadata={"help": "stop starting new trials after this many seconds"})
     train_best: bool = field(default=False, metadata={"help": "train the best configuration (feature mode) when the search ends"})
-    project: Path = field(default=Path("runs"), metadata={"help": "folder holding the run folders"})
-    name: str = field(default="tune", metadata={"help": "run folder name (auto-incremented)"})
-    exist_ok: bool = field(default=False, metadata={"help": "reuse <project>/<name>"})
-    threads: Optional[int] = field(default=None, metadata={"help": "torch CPU threads"})
-    progress: bool = field(default=True, metadata={"help": "progress bars"})
 
 
 @dataclass
@@ -178,7 +173,7 @@ def _tune(cfg: TuneConfig) -> TuneResult:
     ordinal = None if cfg.ordinal in (None, "", "none") else cfg.ordinal
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    run_dir = increment_run_dir(cfg.project, cfg.name, cfg.exist_ok)
+    run_dir = increment_run_dir(cfg.project, cfg.name or "tune", cfg.exist_ok)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "args.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True))
     say(f"skinage tune: {cfg.trials} trials, {cfg.folds}-fold person-grouped CV, {cfg.model} features -> {run_dir}")

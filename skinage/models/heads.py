@@ -19,9 +19,8 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-__all__ = ["Head", "make_loss", "ORDINAL_CHOICES"]
+__all__ = ["Head", "make_loss", "outputs_to_probs", "ORDINAL_CHOICES"]
 
 ORDINAL_CHOICES = (None, "corn", "coral")
 
@@ -100,28 +99,35 @@ class Head(nn.Module):
 
 
 def outputs_to_probs(outputs: torch.Tensor, ordinal: str | None) -> torch.Tensor:
-    """Class probabilities from raw outputs.
+    """Class probabilities (B, K) from a head's raw outputs: the model's and the exported graph's.
 
-    CORAL outputs are P(y > k); CORN outputs are P(y > k | y > k-1), whose cumulative
-    product is P(y > k). Class probabilities are the differences of the cumulative ones.
+    A plain head's K logits go through a softmax. CORAL outputs are P(y > k); CORN outputs are
+    P(y > k | y > k-1), whose running product is P(y > k); CORAL's are made monotone by a running
+    minimum. Class probabilities are the differences of the cumulative ones. Written with ops every
+    ONNX opset has (no cumprod / cummin): K is small and static, so the running product / minimum is
+    unrolled over the K-1 thresholds.
 
     >>> import torch
     >>> outputs_to_probs(torch.zeros(1, 3), None)
     tensor([[0.3333, 0.3333, 0.3333]])
     >>> outputs_to_probs(torch.zeros(1, 2), "coral")  # P(y>0)=.5, P(y>1)=.5
     tensor([[0.5000, 0.0000, 0.5000]])
+    >>> outputs_to_probs(torch.zeros(1, 2), "corn")  # P(y>0)=.5, P(y>1)=.5*.5
+    tensor([[0.5000, 0.2500, 0.2500]])
     """
     if ordinal is None:
-        return F.softmax(outputs.float(), dim=1)
+        return torch.softmax(outputs.float(), dim=1)
     p = torch.sigmoid(outputs.float())
-    if ordinal == "corn":
-        p = torch.cumprod(p, dim=1)
-    else:  # coral: enforce monotone cumulative probabilities for the difference
-        p = torch.cummin(p, dim=1).values
-    ones = torch.ones_like(p[:, :1])
-    zeros = torch.zeros_like(p[:, :1])
-    cum = torch.cat([ones, p, zeros], dim=1)  # P(y > k-1) for k = 0..K
-    return (cum[:, :-1] - cum[:, 1:]).clamp_min(0)
+    cols = [p[:, 0:1]]  # P(y > 0), then P(y > k) for k = 1..K-2
+    for k in range(1, p.shape[1]):
+        if ordinal == "corn":
+            cols.append(cols[-1] * p[:, k:k + 1])
+        else:  # coral: enforce monotone cumulative probabilities for the difference
+            cols.append(torch.minimum(cols[-1], p[:, k:k + 1]))
+    ones = torch.ones_like(cols[0])
+    zeros = torch.zeros_like(cols[0])
+    cum = torch.cat([ones, *cols, zeros], dim=1)  # P(y > k-1) for k = 0..K
+    return torch.clamp(cum[:, :-1] - cum[:, 1:], min=0.0)
 
 
 def make_loss(num_classes: int, ordinal: str | None = None, class_weights: torch.Tensor | None = None,

@@ -2,8 +2,8 @@
 """Inference speed and int8 fidelity: PyTorch eager fp32 vs ONNX Runtime fp32 vs ONNX Runtime int8.
 
 Part 1 (speed, every registry model at its input size): the model (ImageNet backbone where
-installed, a 4-class head) is exported with :func:`skinage.export.onnx.export_onnx` and quantised
-with :func:`skinage.export.onnx.quantize_int8` (calibrated on utkface-age images); then one image
+installed, a 4-class head) is exported with :func:`skinage.export.formats.export_onnx` and quantised
+with :func:`skinage.export.quantize.int8.quantize_int8` (calibrated on utkface-age images); then one image
 on one thread is timed for the three runtimes side by side, alternating every round, and the
 medians of ``--repeats`` rounds are reported with the file sizes.
 
@@ -63,8 +63,10 @@ def speed_part(models: list[str], data: Path, repeats: int, calib_n: int, seed: 
                calibration: str = "percentile", fp32_stem_convs: int = 3) -> list[dict]:
     import torch
 
-    from skinage.export.onnx import export_onnx, quantize_int8, time_alternating, torch_one_thread_fn
-    from skinage.export.predict import INPUT_NAME, ort_session
+    from skinage.export.formats import export_onnx
+    from skinage.export.parity import time_alternating, torch_one_thread_fn
+    from skinage.export.quantize.int8 import quantize_int8
+    from skinage.runtime.onnx_io import INPUT_NAME, ort_session
     from skinage.models import weights as W
     from skinage.models.checkpoint import model_meta
     from skinage.models.model import SkinageModel
@@ -141,10 +143,10 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
     ``--int8-search`` export per budget in ``search_budgets``; the targets are checked on the first."""
     import torch
 
-    from skinage.export.onnx import _batched, _mean_kl, _resolve, _rows, export, find_manifest, load_batch, \
-        pixel_noise, time_alternating, torch_one_thread_fn, ExportConfig
-    from skinage.config import build_config
-    from skinage.export.predict import INPUT_NAME, ort_session, read_onnx_metadata
+    from skinage.export.calibration import find_manifest, load_batch, manifest_rows
+    from skinage.export.export import export, load_run
+    from skinage.export.parity import batched, mean_kl, pixel_noise, time_alternating, torch_one_thread_fn
+    from skinage.runtime.onnx_io import INPUT_NAME, ort_session, read_onnx_metadata
     from skinage.models.decode import near_ties, predict_labels
     from skinage.preprocess import Preprocess
 
@@ -164,22 +166,22 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
         res = export(str(run), out=str(run / "export-bench" / folder), check_split="test", check_images=0,
                      calib_images=calib_n, repeats=5, seed=seed, **opts)
         exports[name] = (res, round(time.perf_counter() - t0, 1))
-    model, meta, _, _ = _resolve(build_config(ExportConfig, {}, run=str(run)))
+    model, meta, _ = load_run(run)
     rule = meta.get("ordinal") or None
     manifest = find_manifest(run, meta)
     data = {}
     for split in ("val", "test"):
-        rows, used = _rows(Path(manifest), split, 0, seed)
+        rows, used = manifest_rows(Path(manifest), split, 0, seed)
         x, y, _ = load_batch(rows, Preprocess.from_meta(meta), split)
         data[split] = (x, y)
     first = next(iter(exports.values()))[0]
     s32 = ort_session(first["files"]["onnx_fp32"], 1)
-    probs = {split: {"onnx fp32": _batched(lambda b: s32.run(None, {INPUT_NAME: b})[0], x)}
+    probs = {split: {"onnx fp32": batched(lambda b: s32.run(None, {INPUT_NAME: b})[0], x)}
              for split, (x, _) in data.items()}
     # the noise floor: fp32 against itself with every pixel moved by -1, 0 or +1 level
     noise_floor = {}
     for split, (x, _) in data.items():
-        pn = _batched(lambda b: s32.run(None, {INPUT_NAME: b})[0], pixel_noise(x, 1, seed))
+        pn = batched(lambda b: s32.run(None, {INPUT_NAME: b})[0], pixel_noise(x, 1, seed))
         noise_floor[split] = float((predict_labels(pn, rule) == predict_labels(probs[split]["onnx fp32"], rule)).mean())
     sessions = {"onnx fp32": s32}
     exact = {}  # the same files with ONNX Runtime's exact int8 kernels (see ort_session)
@@ -188,8 +190,8 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
         sessions[f"int8 {name}"] = s8
         sx = ort_session(res["files"]["onnx_int8"], 2, exact_int8=True)
         for split, (x, _) in data.items():
-            probs[split][f"int8 {name}"] = _batched(lambda b: s8.run(None, {INPUT_NAME: b})[0], x)
-            exact[(name, split)] = _batched(lambda b: sx.run(None, {INPUT_NAME: b})[0], x)
+            probs[split][f"int8 {name}"] = batched(lambda b: s8.run(None, {INPUT_NAME: b})[0], x)
+            exact[(name, split)] = batched(lambda b: sx.run(None, {INPUT_NAME: b})[0], x)
     one = np.ascontiguousarray(data["test"][0][:1])
     old = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -221,9 +223,9 @@ def fidelity_part(run: Path, repeats: int, calib_n: int, seed: int, search: bool
             # classes by the head's own rule (the rank of an ordinal head), as evaluate and predict read them
             c32, c8 = predict_labels(p32, rule), predict_labels(p8, rule)
             row[f"{split}_agreement"] = float((c8 == c32).mean())
-            row[f"{split}_kl"] = _mean_kl(p8, p32)
+            row[f"{split}_kl"] = mean_kl(p8, p32)
             row[f"{split}_agreement_exact_kernels"] = float((predict_labels(exact[(name, split)], rule) == c32).mean())
-            row[f"{split}_kl_exact_kernels"] = _mean_kl(exact[(name, split)], p32)
+            row[f"{split}_kl_exact_kernels"] = mean_kl(exact[(name, split)], p32)
             row[f"{split}_fp32_accuracy"] = float((c32 == y).mean())
             row[f"{split}_int8_accuracy"] = float((c8 == y).mean())
             row[f"{split}_images"] = int(len(x))
@@ -344,7 +346,7 @@ def render(res: dict) -> str:
         nf = f.get("noise_floor_agreement")
         if nf:
             L += ["", f"**Noise floor:** the fp32 file against itself, with every pixel of the same images moved by a "
-                  f"random -1, 0 or +1 level of 255 (`skinage.export.onnx.pixel_noise`, seed {res.get('seed', 0)}): "
+                  f"random -1, 0 or +1 level of 255 (`skinage.export.parity.pixel_noise`, seed {res.get('seed', 0)}): "
                   f"{100 * nf['val']:.2f} % agreement on val, {100 * nf['test']:.2f} % on test. An int8 agreement above "
                   "these figures is closer to fp32 than fp32 is to itself under an invisible change of the input."]
         srch = next((r["search"] for r in f["settings"] if r.get("search")), None)

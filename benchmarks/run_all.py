@@ -266,7 +266,7 @@ def _score_run(spec: RunSpec, run_dir: Path, ctx: "Ctx", tta: str | None = None)
     """The test evaluation of a run folder and its ONNX export (int8 too, with the parity check); an export
     that fails is reported and left out: the figures stand without it. With ``tta`` both use it, in their
     own ``eval_<tta>`` / ``export_<tta>`` folders."""
-    from skinage.export.onnx import export
+    from skinage.export.export import export
 
     ev_opts = {"tta": tta, "out": str(run_dir / f"eval_{tta}")} if tta else {}
     ev = _evaluate(run_dir, ctx.seed, **ev_opts, **spec.eval_options)

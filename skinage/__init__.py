@@ -3,7 +3,7 @@
 The pipeline, one module each:  data (ingest, splits, image loading) -> models
 (registry, heads, pretrained weights) -> training (feature / finetune / distill,
 tuning) -> evaluation (metrics, baselines, reports, comparison) -> export
-(ONNX, int8, predict).
+(ONNX fp32 / int8, parity) -> runtime (predict with an exported file, no torch).
 
 The Python API mirrors the ``skinage`` command: ``skinage.ingest(...)``,
 ``skinage.train(...)``, ``skinage.evaluate(...)``, ``skinage.export(...)``,
@@ -20,8 +20,8 @@ _API = {
     "tune": "skinage.training.tune",
     "evaluate": "skinage.evaluation.evaluate",
     "compare": "skinage.evaluation.compare",
-    "export": "skinage.export.onnx",
-    "predict": "skinage.export.predict",
+    "export": "skinage.export.export",
+    "predict": "skinage.runtime.predict",
     "demo": "skinage.demo",
 }
 

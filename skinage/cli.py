@@ -23,8 +23,8 @@ COMMANDS = {
     "tune": ("skinage.training.tune", "search head hyper-parameters with Optuna on cached features"),
     "evaluate": ("skinage.evaluation.evaluate", "honest metrics with baselines, confidence intervals, person fusion and a report"),
     "compare": ("skinage.evaluation.compare", "a comparison table of several runs"),
-    "export": ("skinage.export.onnx", "export a run to ONNX (fp32 / int8) with parity checks"),
-    "predict": ("skinage.export.predict", "predict images, folders or a manifest with a run, checkpoint or .onnx file"),
+    "export": ("skinage.export.export", "export a run to ONNX (fp32 / int8) with parity checks"),
+    "predict": ("skinage.runtime.predict", "predict images, folders or a manifest with a run, checkpoint or .onnx file"),
     "demo": ("skinage.demo", "run the whole job end to end on a synthetic default dataset (or --data DIR)"),
 }
 

@@ -228,7 +228,7 @@ def _demo(cfg: DemoConfig) -> DemoResult:
             res.evaluation = getattr(ev, "metrics", None)
 
     # 5. export --------------------------------------------------------------------------------
-    export, why = _api("skinage.export.onnx", "export")
+    export, why = _api("skinage.export.export", "export")
     with step("export", "ONNX fp32" + (" and int8 (static, calibrated on training images)" if cfg.int8 else "")
               + " with a parity check against the trained model"):
         if export is None:
@@ -252,7 +252,7 @@ def _demo(cfg: DemoConfig) -> DemoResult:
             res.skipped["predict"] = "no ONNX file (export skipped)"
             say("      skipped: no ONNX file")
         elif len(test):
-            from .export.predict import predict
+            from .runtime.predict import predict
 
             pick = test.drop_duplicates("subject").head(cfg.predict_n)
             rows = []

@@ -289,7 +289,7 @@ def test_evaluate_reproduces_the_validation_figure_training_chose_by(tmp_path):
     """A CORN run: `evaluate --split val` gives the accuracy / QWK training recorded for its best epoch, and the
     export's parity table the same accuracy - one rule for the class everywhere."""
     from skinage.evaluation.evaluate import evaluate
-    from skinage.export.onnx import export
+    from skinage.export.export import export
     from skinage.models.decode import predict_labels
     from skinage.training.train import train
 

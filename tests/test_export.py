@@ -15,7 +15,7 @@ from export_helpers import CLASSES, SIZE, make_tiny_run  # noqa: E402
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from skinage.export.onnx import export
+    from skinage.export.export import export
 
     tiny = make_tiny_run(tmp_path_factory.mktemp("export"))
     res = export(tiny["run"], int8=True, repeats=3, calib_images=16)
@@ -67,7 +67,7 @@ def test_int8_export_and_metadata_round_trip(exported):
     import onnx
 
     from skinage import __version__
-    from skinage.export.predict import read_onnx_metadata
+    from skinage.runtime.onnx_io import read_onnx_metadata
 
     tiny, res = exported
     int8 = res["files"]["onnx_int8"]
@@ -107,12 +107,16 @@ def test_results_files_written(exported):
 
 @pytest.mark.parametrize("ordinal", ["coral", "corn"])
 def test_ordinal_probabilities_in_graph_match_model(ordinal):
-    from skinage.export.onnx import _ordinal_probs
+    """The model and the export wrapper share one function, written with ops every ONNX opset has (the running
+    product / minimum unrolled); it gives the cumulative product (CORN) / minimum (CORAL) worked out here."""
     from skinage.models.heads import outputs_to_probs
 
     g = torch.Generator().manual_seed(1)
     out = torch.randn(7, 4, generator=g) * 3
-    assert torch.allclose(_ordinal_probs(out, ordinal), outputs_to_probs(out, ordinal), atol=1e-6)
+    p = torch.sigmoid(out)
+    cum = torch.cumprod(p, dim=1) if ordinal == "corn" else torch.cummin(p, dim=1).values
+    cum = torch.cat([torch.ones(7, 1), cum, torch.zeros(7, 1)], dim=1)
+    assert torch.allclose(outputs_to_probs(out, ordinal), (cum[:, :-1] - cum[:, 1:]).clamp_min(0), atol=1e-6)
 
 
 def test_cli_export_ordinal_run_with_torchscript(tmp_path):
@@ -143,8 +147,8 @@ def test_flip_tta_in_the_graph_matches_the_model(tmp_path):
     """``--tta flip``: the ONNX graph averages each image with its mirror, as the PyTorch model does."""
     import onnxruntime as ort
 
-    from skinage.export.onnx import export
-    from skinage.export.predict import read_onnx_metadata
+    from skinage.export.export import export
+    from skinage.runtime.onnx_io import read_onnx_metadata
 
     tiny = make_tiny_run(tmp_path, steps=30)
     res = export(tiny["run"], tta="flip", repeats=2)

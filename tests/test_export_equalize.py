@@ -1,4 +1,4 @@
-"""Depthwise-input equalisation before int8 (`skinage.export.equalize`)."""
+"""Depthwise-input equalisation before int8 (`skinage.export.quantize.equalize`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from skinage.export.predict import INPUT_NAME  # noqa: E402
+from skinage.runtime.onnx_io import INPUT_NAME  # noqa: E402
 
 
 def _graph(lo: float = 0.0, hi: float = 6.0, a_weights=(5.0, 0.5, -1.0), dw_weights=(0.1, 1.0, 1.0)):
@@ -42,7 +42,7 @@ def _run(model, x):
 
 
 def test_scales_worked_by_hand_and_the_fp32_function_is_unchanged():
-    from skinage.export.equalize import equalize_depthwise_inputs
+    from skinage.export.quantize.equalize import equalize_depthwise_inputs
 
     model, x = _graph(), _calib()
     eq, report = equalize_depthwise_inputs(model, x, max_scale=16.0, headroom=1.5)
@@ -60,7 +60,7 @@ def test_scales_worked_by_hand_and_the_fp32_function_is_unchanged():
 
 
 def test_a_clip_that_is_not_scale_equivariant_is_left_alone():
-    from skinage.export.equalize import equalize_depthwise_inputs, find_pairs
+    from skinage.export.quantize.equalize import equalize_depthwise_inputs, find_pairs
 
     assert [p.hi for p in find_pairs(_graph())] == [6.0]
     model = _graph(lo=-1.0)  # Clip(s x, -1, 6) != s Clip(x, -1, 6)
@@ -73,7 +73,7 @@ def test_equalised_int8_rounds_the_small_channel_finer(tmp_path):
     """The point of it: ONNX Runtime's int8 file of the equalised graph is closer to fp32 on the small channel
     (one uint8 scale for the tensor; the channel spans 1/10 of it before and 8/10 after), and no worse on the
     others."""
-    from skinage.export.onnx import Int8Quantizer
+    from skinage.export.quantize.quantizer import Int8Quantizer
 
     model = _graph()
     src = tmp_path / "m.onnx"
@@ -97,8 +97,8 @@ def test_int8_export_records_the_equalisation(tmp_path):
     pytest.importorskip("torch")
     from export_helpers import make_tiny_run
 
-    from skinage.export.onnx import export
-    from skinage.export.predict import read_onnx_metadata
+    from skinage.export.export import export
+    from skinage.runtime.onnx_io import read_onnx_metadata
 
     tiny = make_tiny_run(tmp_path)
     eq = {}
@@ -135,7 +135,7 @@ def _stream_graph(relu: bool = False):
 
 
 def test_stream_scales_worked_by_hand_and_exact():
-    from skinage.export.equalize import equalize_streams, find_streams
+    from skinage.export.quantize.equalize import equalize_streams, find_streams
 
     model = _stream_graph()
     (st,) = find_streams(model)
@@ -154,7 +154,7 @@ def test_stream_scales_worked_by_hand_and_exact():
 
 
 def test_a_stream_read_through_an_activation_is_left_alone():
-    from skinage.export.equalize import equalize_streams, find_streams
+    from skinage.export.quantize.equalize import equalize_streams, find_streams
 
     model = _stream_graph(relu=True)  # Relu(s x) is fine, but Relu is not a convolution that can divide s out
     assert find_streams(model) == []
@@ -164,7 +164,7 @@ def test_a_stream_read_through_an_activation_is_left_alone():
 
 def test_unnamed_nodes_are_equalised_exactly_too():
     """Exporters need not name nodes; the passes find nodes by name, so they name them first."""
-    from skinage.export.equalize import equalize
+    from skinage.export.quantize.equalize import equalize
 
     model = _stream_graph()
     for n in model.graph.node:
@@ -175,7 +175,8 @@ def test_unnamed_nodes_are_equalised_exactly_too():
 
 
 def test_quantize_int8_says_each_stage_when_asked_and_writes_the_same_file(tmp_path, capsys):
-    from skinage.export.onnx import onnx_metadata, quantize_int8
+    from skinage.export.graph import onnx_metadata
+    from skinage.export.quantize.int8 import quantize_int8
 
     src = tmp_path / "g.onnx"
     onnx.save(_graph(), str(src))

@@ -20,7 +20,7 @@ def _weight_dequantized(graph, node) -> bool:
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    from skinage.export.onnx import export
+    from skinage.export.export import export
 
     tiny = make_tiny_run(tmp_path_factory.mktemp("int8search"))
     # target 1.01 can never be reached: the search adds blocks while they fit its budget (6 convolutions)
@@ -30,7 +30,7 @@ def searched(tmp_path_factory):
 
 
 def test_search_respects_budget_and_records_choice(searched):
-    from skinage.export.predict import read_onnx_metadata
+    from skinage.runtime.onnx_io import read_onnx_metadata
 
     tiny, res = searched
     meta = read_onnx_metadata(res["files"]["onnx_int8"])
@@ -53,7 +53,7 @@ def test_search_respects_budget_and_records_choice(searched):
 def test_search_exclusions_are_honoured_in_graph(searched):
     import onnx
 
-    from skinage.export.predict import read_onnx_metadata
+    from skinage.runtime.onnx_io import read_onnx_metadata
 
     tiny, res = searched
     g = onnx.load(res["files"]["onnx_int8"]).graph
@@ -70,7 +70,9 @@ def test_quantizer_reuses_ranges(tmp_path):
     """Ranges are computed once per method; two exclusion sets give two different graphs."""
     import onnx
 
-    from skinage.export.onnx import Int8Quantizer, _conv_units, export_onnx
+    from skinage.export.formats import export_onnx
+    from skinage.export.quantize.quantizer import Int8Quantizer
+    from skinage.export.quantize.search import conv_units
     from skinage.models.checkpoint import model_meta
     from skinage.models.model import SkinageModel
 
@@ -86,7 +88,7 @@ def test_quantizer_reuses_ranges(tmp_path):
         a = q.quantize(tmp_path / "a.onnx", "minmax", q.head_nodes())
         b = q.quantize(tmp_path / "b.onnx", "minmax", q.head_nodes() + q.stem_nodes(2))
         assert q.ranges("minmax") == r1 and r1.stat().st_mtime_ns == stamp  # not recomputed
-        units = _conv_units(q.proto)
+        units = conv_units(q.proto)
     # MobileNetV2: the stem conv, then one unit per inverted-residual block (2 or 3 convs), the last 1x1 conv
     sizes = [len(c) for c in units.values()]
     assert sum(sizes) == 52 and sizes[:3] == [1, 2, 3] and sizes[-1] == 1 and max(sizes) == 3
@@ -118,7 +120,7 @@ def test_bias_correction_matches_onnxruntimes_int8_weights(tmp_path, reduce_rang
     from onnx import TensorProto, helper, numpy_helper
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from skinage.export.onnx import _weight_qmax, weight_error_shift
+    from skinage.export.quantize.bias import weight_error_shift, weight_qmax
 
     rng = np.random.default_rng(0)
     group, cin, cout = 2, 4, 6
@@ -152,7 +154,7 @@ def test_bias_correction_matches_onnxruntimes_int8_weights(tmp_path, reduce_rang
     mean_in = rng.normal(0.5, 0.3, cin)
     x = torch.tensor(np.broadcast_to(mean_in[None, :, None, None], (1, cin, 5, 5)).copy())
     expected = torch.nn.functional.conv2d(x, torch.tensor(w_ort - w.astype(np.float64)), groups=group)[0, :, 1, 1]
-    got = weight_error_shift(w, mean_in, group, _weight_qmax(reduce_range))
+    got = weight_error_shift(w, mean_in, group, weight_qmax(reduce_range))
     assert np.abs(w_ort - w).max() > 0  # the rounding does change the weights
     # float32 scales in the file: agreement to 1e-6; one weight rounded the other way would differ by ~1e-3
     np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-6)
@@ -162,8 +164,8 @@ def test_int8_export_records_bias_correction(tmp_path):
     from onnx import numpy_helper
     import onnx
 
-    from skinage.export.onnx import export
-    from skinage.export.predict import read_onnx_metadata
+    from skinage.export.export import export
+    from skinage.runtime.onnx_io import read_onnx_metadata
 
     tiny = make_tiny_run(tmp_path)
     biases = {}
@@ -184,8 +186,8 @@ def test_int8_weights_are_7_bit_by_default(tmp_path):
     import onnx
     from onnx import numpy_helper
 
-    from skinage.export.onnx import export
-    from skinage.export.predict import read_onnx_metadata
+    from skinage.export.export import export
+    from skinage.runtime.onnx_io import read_onnx_metadata
 
     tiny = make_tiny_run(tmp_path)
     for on, qmax in ((True, 64), (False, 127)):

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from skinage.export.onnx import export_onnx
+    from skinage.export.formats import export_onnx
     from skinage.models.checkpoint import load_checkpoint
 
     t = make_tiny_run(tmp_path_factory.mktemp("predict"))
@@ -46,7 +46,7 @@ def _reference_probs(model, paths, bboxes=None):
 
 
 def test_folder_with_a_corrupt_image_onnx(tiny):
-    from skinage.export.predict import predict
+    from skinage.runtime.predict import predict
 
     rows = predict(tiny["onnx"], tiny["folder"])
     assert len(rows) == 25  # 24 good images + the corrupt one, none dropped
@@ -68,7 +68,7 @@ def test_folder_with_a_corrupt_image_onnx(tiny):
 
 
 def test_checkpoint_and_run_folder_give_the_same_as_onnx(tiny):
-    from skinage.export.predict import predict
+    from skinage.runtime.predict import predict
 
     img = sorted((tiny["folder"] / "bright").glob("*.png"))[:3]
     a = predict(tiny["onnx"], *img)
@@ -80,7 +80,7 @@ def test_checkpoint_and_run_folder_give_the_same_as_onnx(tiny):
 
 def test_manifest_input_bbox_split_and_group_by_subject(tiny, tmp_path):
     from skinage.data.manifest import read_manifest
-    from skinage.export.predict import predict
+    from skinage.runtime.predict import predict
 
     man = read_manifest(tiny["manifest"])
     val = man.split("val")
@@ -148,7 +148,7 @@ def test_onnx_predict_never_imports_torch(tiny, tmp_path):
 
 def test_missing_inputs_and_bad_model(tiny, tmp_path, capsys):
     from skinage.cli import main
-    from skinage.export.predict import predict
+    from skinage.runtime.predict import predict
 
     rows = predict(tiny["onnx"], tmp_path / "missing.jpg", sorted((tiny["folder"] / "dark").glob("*.png"))[0])
     assert [r["status"] for r in rows] == ["error", "ok"] and rows[0]["error"] == "file not found"
@@ -171,7 +171,7 @@ class _ConstantPredictor:
 
 @pytest.mark.parametrize("ordinal,level", [(None, 2), ("corn", 1), ("coral", 1)])
 def test_predict_reads_the_class_by_the_heads_rule(tiny, ordinal, level):
-    from skinage.export.predict import collect_inputs, group_rows, predict_items
+    from skinage.runtime.predict import collect_inputs, group_rows, predict_items
 
     items, _ = collect_inputs([str(tiny["folder"])])
     rows = predict_items(_ConstantPredictor(ordinal), items)
@@ -183,8 +183,9 @@ def test_predict_reads_the_class_by_the_heads_rule(tiny, ordinal, level):
 
 
 def test_onnx_predictor_knows_the_ordinal_head(tmp_path):
-    from skinage.export.onnx import export_onnx
-    from skinage.export.predict import OnnxPredictor, read_onnx_metadata
+    from skinage.export.formats import export_onnx
+    from skinage.runtime.onnx_io import read_onnx_metadata
+    from skinage.runtime.predictor import OnnxPredictor
     from skinage.models.checkpoint import load_checkpoint
 
     t = make_tiny_run(tmp_path, ordinal="corn")
@@ -199,7 +200,7 @@ def test_ort_session_exact_int8_sets_onnxruntimes_precise_kernels(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    from skinage.export.predict import ort_session
+    from skinage.runtime.onnx_io import ort_session
 
     g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                           [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],

@@ -37,31 +37,25 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
-import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 
 from ..config import ConfigError, Threaded, add_config_arguments, build_config, config_from_args
 from ..data.crops import iter_crops
 from ..models.decode import predict_labels
-from ..preprocess import Preprocess
 from ..utils import atomic_write_json, atomic_write_text, say
+from .predictor import load_predictor
 
-__all__ = ["PredictConfig", "predict", "load_predictor", "OnnxPredictor", "TorchPredictor",
-           "ort_session", "read_onnx_metadata", "add_arguments", "run",
-           "IMAGE_EXTENSIONS", "INPUT_NAME", "OUTPUT_NAME", "METADATA_KEY"]
+__all__ = ["PredictConfig", "predict", "collect_inputs", "predict_items", "group_rows", "to_csv", "add_arguments",
+           "run", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 MANIFEST_EXTENSIONS = {".csv", ".parquet", ".pq"}
-INPUT_NAME = "pixels"
-OUTPUT_NAME = "probs"
-METADATA_KEY = "skinage"  # metadata_props key holding the JSON description of an exported model
 
 
 @dataclass
@@ -86,96 +80,6 @@ class PredictConfig(Threaded):
     batch_size: int = field(default=16, metadata={"help": "images per forward pass"})
     which: str = field(default="best", metadata={"choices": ("best", "last"),
         "help": "which checkpoint of a run folder to use"})
-
-
-# --------------------------------------------------------------------------------------------
-# models
-
-def ort_session(path: str | os.PathLike, threads: int = 1, exact_int8: bool = False):
-    """An ONNX Runtime CPU session; ``threads`` intra-op threads (0: runtime default).
-
-    ``exact_int8``: ONNX Runtime's exact int8 kernels (``session.x64quantprecision``). On x86 CPUs without
-    VNNI the default, fast ones sum pairs of u8 x s8 products in 16 bits, which 8-bit weights can saturate;
-    elsewhere both give the same numbers.
-    """
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = int(threads)
-        so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    if exact_int8:
-        so.add_session_config_entry("session.x64quantprecision", "1")
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
-def read_onnx_metadata(path_or_session) -> dict:
-    """The skinage description embedded in an exported model (classes, preprocessing, ...)."""
-    sess = path_or_session
-    if isinstance(sess, (str, os.PathLike)):
-        sess = ort_session(sess)
-    props = sess.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in props:
-        raise ValueError("this .onnx file has no skinage metadata (export it with `skinage export RUN`)")
-    return json.loads(props[METADATA_KEY])
-
-
-class OnnxPredictor:
-    """Predict with an exported ``.onnx`` file (onnxruntime + NumPy only)."""
-
-    def __init__(self, path: str | os.PathLike, threads: int = 0):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no ONNX file at {self.path}")
-        self.session = ort_session(self.path, threads)
-        self.meta = read_onnx_metadata(self.session)
-        self.classes = list(self.meta["classes"])
-        self.ordinal = self.meta.get("ordinal") or None  # how the class is read from the probabilities
-        self.pre = Preprocess.from_meta(self.meta)
-        self.name = self.meta.get("model", self.path.stem)
-        inputs = self.session.get_inputs()
-        self.input_name = inputs[0].name
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 (N, H, W, 3) -> float32 probabilities (N, K)."""
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
-
-
-class TorchPredictor:
-    """Predict with a checkpoint or a run folder (PyTorch)."""
-
-    def __init__(self, path: str | os.PathLike, which: str = "best", threads: int = 0):
-        import torch
-
-        from ..models.checkpoint import load_checkpoint
-
-        if threads:
-            torch.set_num_threads(int(threads))
-        self.model, self.meta = load_checkpoint(path, which)
-        self.path = Path(self.meta.get("checkpoint", path))
-        self.classes = list(self.meta["classes"])
-        self.ordinal = self.meta.get("ordinal") or None  # how the class is read from the probabilities
-        self.pre = Preprocess.from_meta(self.meta)
-        self.name = self.meta.get("model", "")
-
-    def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        import torch
-
-        x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.uint8)).permute(0, 3, 1, 2).float() / 255.0
-        with torch.no_grad():
-            return self.model.predict_proba(x).float().numpy()
-
-
-def load_predictor(model: str | os.PathLike, which: str = "best", threads: int = 0):
-    """An :class:`OnnxPredictor` for ``.onnx`` files, else a :class:`TorchPredictor`."""
-    p = Path(model)
-    if p.suffix.lower() == ".onnx":
-        return OnnxPredictor(p, threads)
-    if not p.exists() and not p.with_suffix(".safetensors").exists():
-        raise FileNotFoundError(f"model {p} not found: give a run folder, a .safetensors/.json checkpoint "
-                                f"or an .onnx file")
-    return TorchPredictor(p, which, threads)
 
 
 # --------------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def speed_part(models: list[str], data: Path, repeats: int, calib_n: int, seed: 
             sizes = {"pytorch fp32 parameters": int(sum(p.numel() * 4 for p in model.state_dict().values())),
                      "onnxruntime fp32": f32.stat().st_size, "onnxruntime int8": i8.stat().st_size}
         eager = timing["pytorch eager fp32"]["median_ms"]
-        row = {"model": name, "input_size": size, "weights": "imagenet" if pretrained else "scratch",
+        row = {"model": name, "input_size": pre.size, "weights": "imagenet" if pretrained else "scratch",
                "timing": timing, "sizes_bytes": sizes, "quantize_seconds": round(qsec, 1),
                "eager_vs_ort_fp32_max_abs_prob_diff": float(np.abs(pe - p32).max()),
                "speedup_ort_fp32_vs_eager": eager / timing["onnxruntime fp32"]["median_ms"],

@@ -64,21 +64,18 @@ class ExportConfig(Seeded):
     fp32_stem_convs: int = field(default=3, metadata={
         "help": "first convolutions kept in fp32 in the int8 file (more: closer to fp32, a little slower)"})
     int8_bias_correction: bool = field(default=True, metadata={
-        "help": "int8: each quantised convolution's bias absorbs the mean output error of its int8 weights, measured "
-                "with the calibration images (Nagel et al. 2019); --no-int8-bias-correction turns it off"})
+        "help": "int8: correct each quantised convolution's bias for the mean output error of its int8 weights on "
+                "the calibration images (Nagel et al. 2019)"})
     int8_reduce_range: bool = field(default=True, metadata={
-        "help": "int8: weights on 7 bits (-64..64, per channel), so that x86 CPUs without VNNI, whose fast int8 "
-                "kernels sum pairs of u8 x s8 products in 16 bits, cannot saturate and compute the same as every "
-                "other CPU; --no-int8-reduce-range: full 8-bit weights (ARM phones and VNNI CPUs do not saturate)"})
+        "help": "int8: 7-bit weights (-64..64), which the fast int8 kernels of x86 CPUs without VNNI cannot "
+                "saturate, so the file computes the same on every CPU (off: 8-bit weights)"})
     int8_equalize: bool = field(default=True, metadata={
-        "help": "int8: before calibration, scale the small channels of depthwise convolutions' inputs and of the "
-                "linear bottlenecks up to fill their tensor's uint8 range, and back out of the convolutions that "
-                "read them (finer int8 rounding; the fp32 function is unchanged unless a channel goes past 1.5 "
-                "times its largest value on the calibration images); --no-int8-equalize turns it off"})
+        "help": "int8: before calibration, scale the small channels of depthwise-convolution inputs and linear "
+                "bottlenecks up to their tensor's uint8 range, and back out of the convolutions that read them "
+                "(finer int8 rounding; fp32 unchanged unless a channel exceeds 1.5x its calibration maximum)"})
     int8_search: bool = field(default=False, metadata={
-        "help": "write model.int8.onnx (implies --int8) with the calibration method and the fp32 convolutions "
-                "chosen on the run's VALIDATION images: entropy or percentile, then the convolution blocks that "
-                "hurt most when quantised alone stay fp32 until int8/fp32 agreement reaches --int8-search-target "
+        "help": "write model.int8.onnx (implies --int8) with the calibration method and the convolution blocks kept "
+                "fp32 chosen on the run's VALIDATION images, until int8/fp32 agreement reaches --int8-search-target "
                 "or --int8-search-budget convolutions are fp32 (minutes: one quantisation per block)"})
     int8_search_target: float = field(default=0.99, metadata={
         "help": "validation int8/fp32 top-1 agreement at which --int8-search stops"})

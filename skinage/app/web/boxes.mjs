@@ -1,0 +1,208 @@
+// The crop-and-resize of skinage.data.images.load_crop, in JavaScript, bit-exact with Python on
+// the same decoded pixels: `expand_box` (margin, square, clamped / shifted into the image), the
+// sub-image cut 2 px around the box, Pillow's resize of it with `box=` and reducing_gap=3.0
+// (resample.mjs), the EXIF transpose, and to_rgb's compositing of transparent pixels on white.
+//
+// What it cannot reproduce: Python's fast path for big JPEGs. When the crop is at least twice the
+// output size, load_crop decodes the JPEG at 1/2, 1/4 or 1/8 scale (libjpeg's scaled IDCT,
+// `draft`), which cannot be recomputed from the browser's full-size pixels: there the page's
+// crop differs from Python's by a few grey levels (tests/test_app_pixels.py measures it).
+//
+// EXIF orientation: Python resizes in the *stored* orientation and transposes the result; the
+// browser (createImageBitmap with imageOrientation 'from-image') hands over upright pixels.
+// Resizing the upright pixels instead rounds differently (the two passes swap for a quarter turn,
+// a mirrored box rounds its edges the other way), so `cropResize` takes the orientation (read
+// with exif.mjs) and turns the part it needs back to the stored frame first. With it the result
+// is the same as Python's; without it, a rotated photo differs by a grey level here and there.
+
+import { crop, resize } from './resample.mjs';
+
+/** An error with a short `reason`, like skinage.data.images.ImageError. */
+export class ImageError extends Error {
+  constructor(reason, detail = '') {
+    super(detail ? `${reason}: ${detail}` : reason);
+    this.name = 'ImageError';
+    this.reason = reason;
+    this.detail = detail;
+  }
+}
+
+const isMissing = (v) => v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v));
+
+/**
+ * expand_box(bbox, [width, height], margin, square) of skinage.data.images: the crop box for
+ * `bbox` = [x0, y0, x1, y1] (null or NaNs: the whole image). `margin` adds that fraction of the
+ * box's width / height on every side; `square` grows the shorter side around the centre to the
+ * longer one, shifted inside the image when it fits; the result is clamped to the image.
+ * Throws ImageError('bbox inverted' | 'bbox zero-area' | 'bbox outside image').
+ */
+export function expandBox(bbox, imageSize, margin = 0.0, square = false) {
+  const W = Number(imageSize[0]);
+  const H = Number(imageSize[1]);
+  let x0, y0, x1, y1;
+  if (bbox === null || bbox === undefined || bbox.some(isMissing)) {
+    [x0, y0, x1, y1] = [0.0, 0.0, W, H];
+    if (!square && !margin) return [x0, y0, x1, y1];
+  } else {
+    [x0, y0, x1, y1] = bbox.map(Number);
+    const shown = `(${x0}, ${y0}, ${x1}, ${y1})`;
+    if (x1 < x0 || y1 < y0) throw new ImageError('bbox inverted', `${shown} has x1 < x0 or y1 < y0`);
+    if (x1 === x0 || y1 === y0) throw new ImageError('bbox zero-area', shown);
+    if (x1 <= 0 || y1 <= 0 || x0 >= W || y0 >= H) throw new ImageError('bbox outside image', `${shown} vs image ${W}x${H}`);
+  }
+  const bw = x1 - x0;
+  const bh = y1 - y0;
+  if (margin) {
+    [x0, x1] = [x0 - margin * bw, x1 + margin * bw];
+    [y0, y1] = [y0 - margin * bh, y1 + margin * bh];
+  }
+  if (square) {
+    const cx = (x0 + x1) / 2;
+    const cy = (y0 + y1) / 2;
+    const side = Math.min(Math.max(x1 - x0, y1 - y0), W, H);
+    [x0, x1] = [cx - side / 2, cx + side / 2];
+    [y0, y1] = [cy - side / 2, cy + side / 2];
+    if (x0 < 0) [x0, x1] = [0.0, x1 - x0];
+    if (x1 > W) [x0, x1] = [x0 - (x1 - W), W];
+    if (y0 < 0) [y0, y1] = [0.0, y1 - y0];
+    if (y1 > H) [y0, y1] = [y0 - (y1 - H), H];
+  }
+  x0 = Math.max(0.0, x0);
+  y0 = Math.max(0.0, y0);
+  x1 = Math.min(W, x1);
+  y1 = Math.min(H, y1);
+  if (x1 - x0 <= 0 || y1 - y0 <= 0) {
+    throw new ImageError('bbox outside image', `nothing of the box lies inside the ${W}x${H} image`);
+  }
+  return [x0, y0, x1, y1];
+}
+
+/** _box_to_raw: a box in upright coordinates -> the stored image (raw size W x H). */
+export function boxToRaw(box, orientation, W, H) {
+  const [x0, y0, x1, y1] = box;
+  switch (orientation) {
+    case 2: return [W - x1, y0, W - x0, y1];
+    case 3: return [W - x1, H - y1, W - x0, H - y0];
+    case 4: return [x0, H - y1, x1, H - y0];
+    case 5: return [y0, x0, y1, x1];
+    case 6: return [y0, H - x1, y1, H - x0];
+    case 7: return [W - y1, H - x1, W - y0, H - x0];
+    case 8: return [W - y1, x0, W - y0, x1];
+    default: return [x0, y0, x1, y1];
+  }
+}
+
+/** The inverse of boxToRaw: a box of the stored image (W x H) -> upright coordinates. */
+export function rawToBox(r, orientation, W, H) {
+  const [r0, r1, r2, r3] = r;
+  switch (orientation) {
+    case 2: return [W - r2, r1, W - r0, r3];
+    case 3: return [W - r2, H - r3, W - r0, H - r1];
+    case 4: return [r0, H - r3, r2, H - r1];
+    case 5: return [r1, r0, r3, r2];
+    case 6: return [H - r3, r0, H - r1, r2];
+    case 7: return [H - r3, W - r2, H - r1, W - r0];
+    case 8: return [r1, W - r2, r3, W - r0];
+    default: return [r0, r1, r2, r3];
+  }
+}
+
+/**
+ * Image.transpose for the EXIF orientations: `transpose(img, o)` is what exif_transpose does to a
+ * stored image of orientation o (2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE,
+ * 6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90); `transpose(img, o, true)` undoes it.
+ */
+export function transpose(img, orientation, inverse = false) {
+  if (!(orientation >= 2 && orientation <= 8)) return img;
+  const nc = img.data.length / (img.width * img.height);
+  const swap = orientation >= 5;
+  // the inverse of ROTATE_270 is ROTATE_90 and back; the other five undo themselves
+  const o = inverse && (orientation === 6 || orientation === 8) ? 14 - orientation : orientation;
+  const w = img.width;
+  const h = img.height;
+  const ow = swap ? h : w;
+  const oh = swap ? w : h;
+  const out = { data: new Uint8Array(img.data.length), width: ow, height: oh, mode: img.mode };
+  for (let y = 0; y < oh; y++) {
+    for (let x = 0; x < ow; x++) {
+      let sx, sy; // the source pixel of output (x, y)
+      switch (o) {
+        case 2: sx = w - 1 - x; sy = y; break;
+        case 3: sx = w - 1 - x; sy = h - 1 - y; break;
+        case 4: sx = x; sy = h - 1 - y; break;
+        case 5: sx = y; sy = x; break;
+        case 6: sx = y; sy = h - 1 - x; break;
+        case 7: sx = w - 1 - y; sy = h - 1 - x; break;
+        default: sx = w - 1 - y; sy = x; break; // 8
+      }
+      const s = (sy * w + sx) * nc;
+      const d = (y * ow + x) * nc;
+      for (let c = 0; c < nc; c++) out.data[d + c] = img.data[s + c];
+    }
+  }
+  return out;
+}
+
+/**
+ * RGBA (straight alpha) -> RGB laid on white, as to_rgb does with Image.alpha_composite
+ * (AlphaComposite.c with 7 extra bits, then convert('RGB')); opaque pixels are unchanged.
+ */
+export function rgbaToRgb(data, width, height) {
+  const n = width * height;
+  const out = new Uint8Array(n * 3);
+  const div255 = (t) => ((t >> 8) + t) >> 8;
+  for (let i = 0; i < n; i++) {
+    const a = data[i * 4 + 3];
+    for (let c = 0; c < 3; c++) {
+      const s = data[i * 4 + c];
+      if (a === 255) out[i * 3 + c] = s;
+      else if (a === 0) out[i * 3 + c] = 255;
+      else {
+        // dst = opaque white: blend = 255 (255 - a), outa255 = 255 * 255
+        const outa255 = a * 255 + 255 * (255 - a);
+        const coef1 = Math.trunc((a * 255 * 255 * 128) / outa255);
+        const coef2 = 255 * 128 - coef1;
+        const t = s * coef1 + 255 * coef2;
+        out[i * 3 + c] = div255(t + (0x80 << 7)) >> 7;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The pixels `load_crop(path, bbox, size, margin, square, resample)` gives for a decoded image.
+ *
+ * @param {Uint8Array|Uint8ClampedArray} rgba  the *upright* image, 4 bytes a pixel (canvas
+ *   getImageData of createImageBitmap(file, {imageOrientation: 'from-image'}))
+ * @param {number} width   upright width
+ * @param {number} height  upright height
+ * @param {number[]|null} bbox  [x0, y0, x1, y1] in upright pixels, null for the whole image
+ * @param {{size?: number, margin?: number, square?: boolean, interpolation?: string,
+ *          orientation?: number}} [options]  the model's Preprocess; `orientation` the file's EXIF
+ *   orientation (exif.mjs readOrientation), so the resize runs in the stored frame as in Python
+ * @returns {{data: Uint8Array, width: number, height: number, box: number[]}}  size x size x 3
+ *   RGB bytes (numpy's (size, size, 3) order) and the expanded box in upright pixels
+ */
+export function cropResize(rgba, width, height, bbox, { size = 224, margin = 0.0, square = false, interpolation = 'bilinear', orientation = 1 } = {}) {
+  size = Math.trunc(size);
+  if (!(size >= 1)) throw new Error(`size must be a positive integer, not ${size}`);
+  if (rgba.length !== width * height * 4) throw new Error(`expected ${width}x${height}x4 RGBA bytes, got ${rgba.length}`);
+  const o = orientation >= 2 && orientation <= 8 ? orientation : 1;
+  const [W, H] = o >= 5 ? [height, width] : [width, height]; // the stored image's size
+  const box = expandBox(bbox, [width, height], margin, square);
+  const sbox = boxToRaw(box, o, W, H);
+  // the part load_crop cuts (filter support), in stored coordinates
+  const ix0 = Math.max(0, Math.floor(sbox[0]) - 2);
+  const iy0 = Math.max(0, Math.floor(sbox[1]) - 2);
+  const ix1 = Math.min(W, Math.ceil(sbox[2]) + 2);
+  const iy1 = Math.min(H, Math.ceil(sbox[3]) + 2);
+  // the same pixels, cut from the upright image and turned back to the stored frame
+  const [ux0, uy0, ux1, uy1] = rawToBox([ix0, iy0, ix1, iy1], o, W, H);
+  const upright = { data: rgba, width, height, mode: 'RGBA' };
+  const cut = crop(upright, ux0, uy0, ux1, uy1);
+  const part = transpose({ data: rgbaToRgb(cut.data, cut.width, cut.height), width: cut.width, height: cut.height, mode: 'RGB' }, o, true);
+  const rel = [sbox[0] - ix0, sbox[1] - iy0, Math.min(sbox[2], ix1) - ix0, Math.min(sbox[3], iy1) - iy0];
+  const out = transpose(resize(part, size, size, { filter: interpolation, box: rel, reducingGap: 3.0 }), o);
+  return { data: out.data, width: out.width, height: out.height, box };
+}

@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const web = resolve(dirname(fileURLToPath(import.meta.url)), process.env.SKINAGE_WEB_DIR ?? '../../skinage/app/web');
 const { resize, reduce } = await import(pathToFileURL(resolve(web, 'resample.mjs')).href);
-const { cropResize, transpose, rgbaToRgb } = await import(pathToFileURL(resolve(web, 'boxes.mjs')).href);
+const { cropResize, expandBox, transpose, rgbaToRgb } = await import(pathToFileURL(resolve(web, 'boxes.mjs')).href);
 const { readOrientation } = await import(pathToFileURL(resolve(web, 'exif.mjs')).href);
 
 const cases = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -22,7 +22,10 @@ for (const c of cases) {
     else if (c.op === 'transpose') out = transpose(img, c.orientation, c.inverse);
     else if (c.op === 'rgbaToRgb') out = { data: rgbaToRgb(bytes, c.width, c.height), width: c.width, height: c.height };
     else if (c.op === 'cropResize') out = cropResize(bytes, c.width, c.height, c.bbox, c.params);
-    else if (c.op === 'orientation') {
+    else if (c.op === 'expandBox') {
+      results.push({ box: expandBox(c.bbox, c.size, c.margin, c.square) });
+      continue;
+    } else if (c.op === 'orientation') {
       results.push({ orientation: readOrientation(bytes) });
       continue;
     } else throw new Error(`unknown op ${c.op}`);

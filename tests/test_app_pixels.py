@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from app_pixel_helpers import TRANSPOSE, draft_scale, load_crop_reduced
 from browser_helpers import browser_missing
-from skinage.data.images import _TRANSPOSE, ImageError, _orientation, expand_box, load_crop, to_rgb
+from skinage.data.images import ImageError, expand_box, load_crop, to_rgb
 
 DRIVER = Path(__file__).resolve().parent / "js" / "run_cases.mjs"
 FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
@@ -181,7 +182,7 @@ def test_transpose_and_alpha_compositing_match_pillow(tmp_path):
     nc = NodeCases(tmp_path)
     arr = smooth_image(rng, 13, 21, 3)
     for o in range(2, 9):
-        ref = np.asarray(Image.fromarray(arr).transpose(_TRANSPOSE[o]))
+        ref = np.asarray(Image.fromarray(arr).transpose(TRANSPOSE[o]))
         nc.add({"op": "transpose", "width": 21, "height": 13, "mode": "RGB", "orientation": o, "inverse": False}, ref, arr)
         nc.add({"op": "transpose", "width": ref.shape[1], "height": ref.shape[0], "mode": "RGB", "orientation": o,
                 "inverse": True}, arr, ref)
@@ -226,7 +227,7 @@ def test_crop_resize_is_load_crop(tmp_path):
             ex[0x0112] = o
         Image.fromarray(smooth_image(rng, h, w, 3)).save(path, exif=ex.tobytes())
         with Image.open(path) as im:
-            assert _orientation(im) == o
+            assert im.getexif().get(0x0112, 1) == o
             upright = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))
         uh, uw = upright.shape[:2]
         bbox = _random_bbox(rng, uw, uh)
@@ -274,3 +275,41 @@ def test_expand_box_is_the_same_arithmetic(tmp_path):
             assert res.get("reason") == ref, (info, res)
         else:
             assert res["box"] == ref, (info, res)  # the same doubles, not just close
+
+
+def test_jpeg_draft_emulation_follows_load_crops_reduced_scale_arithmetic(tmp_path):
+    """cropResize(jpegDraft) == load_crop's reduced-scale path with Image.reduce as the decoder.
+
+    Sizes not divisible by the scale (a non-integer W / ceil(W / s)), every orientation. The
+    reference helper is checked against load_crop itself where they must agree (scale 1).
+    """
+    rng = np.random.default_rng(31)
+    nc = NodeCases(tmp_path)
+    scales = []
+    for i in range(80):
+        w, h = int(rng.integers(40, 700)), int(rng.integers(40, 700))
+        o = int(rng.integers(1, 9))
+        path = tmp_path / f"big{i}.png"
+        ex = Image.Exif()
+        if o != 1:
+            ex[0x0112] = o
+        Image.fromarray(smooth_image(rng, h, w, 3)).save(path, exif=ex.tobytes())
+        with Image.open(path) as im:
+            upright = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))
+        uh, uw = upright.shape[:2]
+        bbox = None if rng.random() < 0.3 else [float(rng.uniform(0, uw / 3)), float(rng.uniform(0, uh / 3)),
+                                               float(rng.uniform(uw / 2, uw)), float(rng.uniform(uh / 2, uh))]
+        p = {"size": int(rng.choice([16, 24, 48, 96])), "margin": float(rng.choice([0.0, 0.1])), "square": bool(rng.random() < 0.5),
+             "interpolation": str(rng.choice(["bilinear", "bicubic"]))}
+        s = draft_scale(path, bbox, p["size"], p["margin"], p["square"], any_format=True)
+        scales.append(s)
+        ref = load_crop_reduced(path, bbox, p["size"], p["margin"], p["square"], p["interpolation"], s)
+        if i < 10:  # the helper is load_crop where no reduction happens
+            ref1 = load_crop_reduced(path, bbox, p["size"], p["margin"], p["square"], p["interpolation"], 1)
+            assert (ref1 == load_crop(path, bbox, size=p["size"], margin=p["margin"], square=p["square"], resample=p["interpolation"])).all()
+        nc.add({"op": "cropResize", "width": uw, "height": uh, "bbox": bbox, "params": {**p, "orientation": o, "jpegDraft": True}},
+               ref, upright, info=(o, w, h, s, p))
+    for ref, res, out, info in nc.run():
+        assert res.get("draftScale") == info[3], (info, res)
+        assert (out == ref).all(), (info, int(_diff(out, ref).max()))
+    assert {2, 4, 8} <= set(scales)

@@ -34,6 +34,6 @@ for (const c of cases) {
     continue;
   }
   writeFileSync(c.output, out.data);
-  results.push({ width: out.width, height: out.height, box: out.box ?? null, ms: performance.now() - t0 });
+  results.push({ width: out.width, height: out.height, box: out.box ?? null, draftScale: out.draftScale ?? null, ms: performance.now() - t0 });
 }
 writeFileSync(process.argv[3] ?? process.argv[2].replace(/\.json$/, '.out.json'), JSON.stringify(results));

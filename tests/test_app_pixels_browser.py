@@ -101,8 +101,8 @@ def real_photos(rng) -> list:
     return out
 
 
-def _jobs(bbox, settings, ignore_orientation=False, jpeg_draft=False):
-    return [{"bbox": None if s.get("whole") else bbox, "ignoreOrientation": ignore_orientation,
+def _jobs(bbox, settings, ignore_orientation=False, jpeg_draft=False, reader=False):
+    return [{"bbox": None if s.get("whole") else bbox, "ignoreOrientation": ignore_orientation, "reader": reader,
              "params": {**{k: v for k, v in s.items() if k != "whole"}, "jpegDraft": jpeg_draft}} for s in settings]
 
 
@@ -155,7 +155,7 @@ def test_page_decodes_and_crops_real_photos_like_python(site, offline_context, t
         shutil.copyfile(p, site / "photos" / names[-1])
     # every crop as the page does it by default, then the draft-path crops again with jpegDraft
     jobs = [_jobs(b, s) + _jobs(b, [x for x in s if draft_scale(p, None if x.get("whole") else b, x["size"], x["margin"], x["square"]) > 1],
-                                jpeg_draft=True) for p, b, s in photos]
+                                jpeg_draft=True, reader=True) for p, b, s in photos]
     results = run_page(offline_context, site, names, jobs)
 
     decoded_same = crops_same = n_crops = 0
@@ -218,7 +218,9 @@ def test_exif_rotated_photos(site, offline_context, tmp_path):
         settings = [s for s in settings if not s.get("whole")]
         photos.append((path, box, settings, o, up.size))
         names.append(name)
-        jobs.append(_jobs(box, settings) + _jobs(box, settings, ignore_orientation=True) + _jobs(box, settings, jpeg_draft=True))
+        # the exact crops read only their rectangle from the canvas (a 12 MP photo is not read whole)
+        jobs.append(_jobs(box, settings, reader=True) + _jobs(box, settings, ignore_orientation=True)
+                    + _jobs(box, settings, jpeg_draft=True, reader=True))
     results = run_page(offline_context, site, names, jobs)
     naive, full, emulated = [], [], []
     for (path, box, settings, o, size), res in zip(photos, results):

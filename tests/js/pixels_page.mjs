@@ -36,7 +36,9 @@ window.runPhoto = async (url, jobs, { returnPixels = true } = {}) => {
     try {
       const t0 = performance.now();
       const o = job.ignoreOrientation ? 1 : orientation;
-      const r = cropResize(rgba, width, height, job.bbox, { ...job.params, orientation: o });
+      // job.reader: read only the rectangle the crop needs from the canvas (what a page does with a 12 MP photo)
+      const source = job.reader ? (x, y, w, h) => ctx.getImageData(x, y, w, h).data : rgba;
+      const r = cropResize(source, width, height, job.bbox, { ...job.params, orientation: o });
       return { data: b64(r.data), box: r.box, draftScale: r.draftScale, ms: performance.now() - t0 };
     } catch (e) {
       return { error: String(e.message ?? e), reason: e.reason ?? null };

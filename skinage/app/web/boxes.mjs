@@ -119,32 +119,33 @@ export function rawToBox(r, orientation, W, H) {
 export function transpose(img, orientation, inverse = false) {
   if (!(orientation >= 2 && orientation <= 8)) return img;
   const nc = img.data.length / (img.width * img.height);
-  const swap = orientation >= 5;
   // the inverse of ROTATE_270 is ROTATE_90 and back; the other five undo themselves
   const o = inverse && (orientation === 6 || orientation === 8) ? 14 - orientation : orientation;
   const w = img.width;
   const h = img.height;
-  const ow = swap ? h : w;
-  const oh = swap ? w : h;
-  const out = { data: new Uint8Array(img.data.length), width: ow, height: oh, mode: img.mode };
+  const [ow, oh] = o >= 5 ? [h, w] : [w, h];
+  // output (x, y) reads source (sx, sy) = (ax + bx x + cx y, ay + by x + cy y)
+  const [ax, bx, cx, ay, by, cy] = {
+    2: [w - 1, -1, 0, 0, 0, 1],
+    3: [w - 1, -1, 0, h - 1, 0, -1],
+    4: [0, 1, 0, h - 1, 0, -1],
+    5: [0, 0, 1, 0, 1, 0],
+    6: [0, 0, 1, h - 1, -1, 0],
+    7: [w - 1, 0, -1, h - 1, -1, 0],
+    8: [w - 1, 0, -1, 0, 1, 0],
+  }[o];
+  const dx = (by * w + bx) * nc;
+  const dy = (cy * w + cx) * nc;
+  const src = img.data;
+  const out = new Uint8Array(src.length);
+  let d = 0;
   for (let y = 0; y < oh; y++) {
-    for (let x = 0; x < ow; x++) {
-      let sx, sy; // the source pixel of output (x, y)
-      switch (o) {
-        case 2: sx = w - 1 - x; sy = y; break;
-        case 3: sx = w - 1 - x; sy = h - 1 - y; break;
-        case 4: sx = x; sy = h - 1 - y; break;
-        case 5: sx = y; sy = x; break;
-        case 6: sx = y; sy = h - 1 - x; break;
-        case 7: sx = w - 1 - y; sy = h - 1 - x; break;
-        default: sx = w - 1 - y; sy = x; break; // 8
-      }
-      const s = (sy * w + sx) * nc;
-      const d = (y * ow + x) * nc;
-      for (let c = 0; c < nc; c++) out.data[d + c] = img.data[s + c];
+    let s = (ay * w + ax) * nc + y * dy;
+    for (let x = 0; x < ow; x++, s += dx) {
+      for (let c = 0; c < nc; c++) out[d++] = src[s + c];
     }
   }
-  return out;
+  return { data: out, width: ow, height: oh, mode: img.mode };
 }
 
 /**
@@ -154,20 +155,21 @@ export function transpose(img, orientation, inverse = false) {
 export function rgbaToRgb(data, width, height) {
   const n = width * height;
   const out = new Uint8Array(n * 3);
-  const div255 = (t) => ((t >> 8) + t) >> 8;
-  for (let i = 0; i < n; i++) {
-    const a = data[i * 4 + 3];
-    for (let c = 0; c < 3; c++) {
-      const s = data[i * 4 + c];
-      if (a === 255) out[i * 3 + c] = s;
-      else if (a === 0) out[i * 3 + c] = 255;
-      else {
-        // dst = opaque white: blend = 255 (255 - a), outa255 = 255 * 255
-        const outa255 = a * 255 + 255 * (255 - a);
-        const coef1 = Math.trunc((a * 255 * 255 * 128) / outa255);
-        const coef2 = 255 * 128 - coef1;
-        const t = s * coef1 + 255 * coef2;
-        out[i * 3 + c] = div255(t + (0x80 << 7)) >> 7;
+  for (let i = 0, j = 0; i < n * 4; i += 4, j += 3) {
+    const a = data[i + 3];
+    if (a === 255) {
+      out[j] = data[i];
+      out[j + 1] = data[i + 1];
+      out[j + 2] = data[i + 2];
+    } else if (a === 0) {
+      out[j] = out[j + 1] = out[j + 2] = 255;
+    } else {
+      // dst = opaque white: blend = 255 (255 - a), outa255 = 255 * 255; 7 extra bits
+      const coef1 = Math.trunc((a * 255 * 255 * 128) / (a * 255 + 255 * (255 - a)));
+      const coef2 = 255 * 128 - coef1;
+      for (let c = 0; c < 3; c++) {
+        const t = data[i + c] * coef1 + 255 * coef2 + (0x80 << 7);
+        out[j + c] = (((t >> 8) + t) >> 8) >> 7;
       }
     }
   }
@@ -183,8 +185,11 @@ export function pickScale(cropW, cropH, size) {
 /**
  * The pixels `load_crop(path, bbox, size, margin, square, resample)` gives for a decoded image.
  *
- * @param {Uint8Array|Uint8ClampedArray} rgba  the *upright* image, 4 bytes a pixel (canvas
- *   getImageData of createImageBitmap(file, {imageOrientation: 'from-image'}))
+ * @param {Uint8Array|Uint8ClampedArray|function} rgba  the *upright* image, 4 bytes a pixel
+ *   (canvas getImageData of createImageBitmap(file, {imageOrientation: 'from-image'})), or a
+ *   function (x, y, w, h) => the RGBA bytes of that rectangle, e.g.
+ *   `(x, y, w, h) => ctx.getImageData(x, y, w, h).data`, so that only the part the crop needs is
+ *   read out of a 12 MP photo
  * @param {number} width   upright width
  * @param {number} height  upright height
  * @param {number[]|null} bbox  [x0, y0, x1, y1] in upright pixels, null for the whole image
@@ -200,7 +205,8 @@ export function pickScale(cropW, cropH, size) {
 export function cropResize(rgba, width, height, bbox, { size = 224, margin = 0.0, square = false, interpolation = 'bilinear', orientation = 1, jpegDraft = false } = {}) {
   size = Math.trunc(size);
   if (!(size >= 1)) throw new Error(`size must be a positive integer, not ${size}`);
-  if (rgba.length !== width * height * 4) throw new Error(`expected ${width}x${height}x4 RGBA bytes, got ${rgba.length}`);
+  const reader = typeof rgba === 'function';
+  if (!reader && rgba.length !== width * height * 4) throw new Error(`expected ${width}x${height}x4 RGBA bytes, got ${rgba.length}`);
   const o = orientation >= 2 && orientation <= 8 ? orientation : 1;
   const [W, H] = o >= 5 ? [height, width] : [width, height]; // the stored image's size
   const box = expandBox(bbox, [width, height], margin, square);
@@ -219,7 +225,12 @@ export function cropResize(rgba, width, height, bbox, { size = 224, margin = 0.0
   // the same pixels, cut from the upright image and turned back to the stored frame
   const raw = [ix0 * ds, iy0 * ds, Math.min(W, ix1 * ds), Math.min(H, iy1 * ds)];
   const [ux0, uy0, ux1, uy1] = rawToBox(raw, o, W, H);
-  const cut = crop({ data: rgba, width, height, mode: 'RGBA' }, ux0, uy0, ux1, uy1);
+  const cut = reader
+    ? { data: rgba(ux0, uy0, ux1 - ux0, uy1 - uy0), width: ux1 - ux0, height: uy1 - uy0 }
+    : crop({ data: rgba, width, height, mode: 'RGBA' }, ux0, uy0, ux1, uy1);
+  if (cut.data.length !== cut.width * cut.height * 4) {
+    throw new Error(`the reader gave ${cut.data.length} bytes for a ${cut.width}x${cut.height} RGBA rectangle`);
+  }
   let part = transpose({ data: rgbaToRgb(cut.data, cut.width, cut.height), width: cut.width, height: cut.height, mode: 'RGB' }, o, true);
   if (ds > 1) part = reduce(part, ds, ds); // blocks aligned on the stored image's origin, as the decoder's
   const rel = [sbox[0] - ix0, sbox[1] - iy0, Math.min(sbox[2], ix1) - ix0, Math.min(sbox[3], iy1) - iy0];

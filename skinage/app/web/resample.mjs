@@ -141,43 +141,62 @@ function precomputeCoeffs(inSize, in0, in1, outSize, filter) {
 }
 
 function clip8(ss) {
-  const v = (ss | 0) >> PRECISION_BITS;
+  const v = ss >> PRECISION_BITS; // ss is an int32 (C's int accumulator, wrapping like it)
   return v <= 0 ? 0 : v >= 255 ? 255 : v;
 }
+
+// In the passes below every partial sum goes through `| 0` or an Int32Array: int32 arithmetic that
+// wraps modulo 2^32 as C's int does (each product is below 2^31, so nothing is rounded first).
 
 function resampleHorizontal(img, outWidth, outHeight, offset, { ksize, bounds, kk }) {
   const nc = CHANNELS[img.mode];
   const out = blank(img.mode, outWidth, outHeight);
   const src = img.data;
   const dst = out.data;
-  const acc = new Float64Array(nc);
+  const inStride = img.width * nc;
+  let o = 0;
   for (let yy = 0; yy < outHeight; yy++) {
-    const row = (yy + offset) * img.width * nc;
+    const row = (yy + offset) * inStride;
     for (let xx = 0; xx < outWidth; xx++) {
-      const xmin = bounds[xx * 2];
       const xmax = bounds[xx * 2 + 1];
       const k0 = xx * ksize;
-      acc.fill(HALF);
-      for (let x = 0; x < xmax; x++) {
-        const w = kk[k0 + x];
-        const p = row + (x + xmin) * nc;
-        for (let c = 0; c < nc; c++) acc[c] += src[p + c] * w;
+      let p = row + bounds[xx * 2] * nc;
+      if (nc === 3) {
+        let s0 = HALF, s1 = HALF, s2 = HALF;
+        for (let x = 0; x < xmax; x++, p += 3) {
+          const w = kk[k0 + x];
+          s0 = (s0 + src[p] * w) | 0;
+          s1 = (s1 + src[p + 1] * w) | 0;
+          s2 = (s2 + src[p + 2] * w) | 0;
+        }
+        dst[o++] = clip8(s0); dst[o++] = clip8(s1); dst[o++] = clip8(s2);
+      } else if (nc === 4) {
+        let s0 = HALF, s1 = HALF, s2 = HALF, s3 = HALF;
+        for (let x = 0; x < xmax; x++, p += 4) {
+          const w = kk[k0 + x];
+          s0 = (s0 + src[p] * w) | 0;
+          s1 = (s1 + src[p + 1] * w) | 0;
+          s2 = (s2 + src[p + 2] * w) | 0;
+          s3 = (s3 + src[p + 3] * w) | 0;
+        }
+        dst[o++] = clip8(s0); dst[o++] = clip8(s1); dst[o++] = clip8(s2); dst[o++] = clip8(s3);
+      } else {
+        let s0 = HALF;
+        for (let x = 0; x < xmax; x++, p++) s0 = (s0 + src[p] * kk[k0 + x]) | 0;
+        dst[o++] = clip8(s0);
       }
-      const o = (yy * outWidth + xx) * nc;
-      for (let c = 0; c < nc; c++) dst[o + c] = clip8(acc[c]);
     }
   }
   return out;
 }
 
 function resampleVertical(img, outHeight, { ksize, bounds, kk }) {
-  const nc = CHANNELS[img.mode];
   const width = img.width;
   const out = blank(img.mode, width, outHeight);
   const src = img.data;
   const dst = out.data;
-  const stride = width * nc;
-  const acc = new Float64Array(stride);
+  const stride = width * CHANNELS[img.mode];
+  const acc = new Int32Array(stride); // stores wrap to int32, as C's int accumulator
   for (let yy = 0; yy < outHeight; yy++) {
     const ymin = bounds[yy * 2];
     const ymax = bounds[yy * 2 + 1];
@@ -359,13 +378,14 @@ export function reduce(img, factorX, factorY = factorX, box = null) {
   if (bx0 < 0 || by0 < 0) throw new Error("box offset can't be negative");
   if (bx1 > img.width || by1 > img.height) throw new Error("box can't exceed original image size");
   if (bx1 <= bx0 || by1 <= by0) throw new Error("box can't be empty");
-  const bw = bx1 - bx0;
-  const bh = by1 - by0;
-  const outW = Math.trunc((bw - 1) / factorX) + 1;
-  const outH = Math.trunc((bh - 1) / factorY) + 1;
+  const outW = Math.trunc((bx1 - bx0 - 1) / factorX) + 1;
+  const outH = Math.trunc((by1 - by0 - 1) / factorY) + 1;
   const out = blank(img.mode, outW, outH);
   const src = img.data;
-  const acc = new Uint32Array(nc);
+  const dst = out.data;
+  const stride = img.width * nc;
+  const full = reduceMultiplier(factorX * factorY);
+  let o = 0;
   for (let y = 0; y < outH; y++) {
     const ya = by0 + y * factorY;
     const yb = Math.min(ya + factorY, by1);
@@ -373,17 +393,20 @@ export function reduce(img, factorX, factorY = factorX, box = null) {
       const xa = bx0 + x * factorX;
       const xb = Math.min(xa + factorX, bx1);
       const n = (xb - xa) * (yb - ya);
-      const amend = Math.trunc(n / 2);
-      const mult = reduceMultiplier(n);
-      acc.fill(amend);
+      const mult = n === factorX * factorY ? full : reduceMultiplier(n);
+      const amend = n >> 1;
+      let s0 = amend, s1 = amend, s2 = amend, s3 = amend;
       for (let yy = ya; yy < yb; yy++) {
-        let p = (yy * img.width + xa) * nc;
-        for (let xx = xa; xx < xb; xx++, p += nc) {
-          for (let c = 0; c < nc; c++) acc[c] += src[p + c];
-        }
+        let p = yy * stride + xa * nc;
+        const end = yy * stride + xb * nc;
+        if (nc === 3) for (; p < end; p += 3) { s0 += src[p]; s1 += src[p + 1]; s2 += src[p + 2]; }
+        else if (nc === 4) for (; p < end; p += 4) { s0 += src[p]; s1 += src[p + 1]; s2 += src[p + 2]; s3 += src[p + 3]; }
+        else for (; p < end; p++) s0 += src[p];
       }
-      const o = (y * outW + x) * nc;
-      for (let c = 0; c < nc; c++) out.data[o + c] = Math.imul(acc[c], mult) >>> 24;
+      // ((sum + n / 2) * multiplier) >> 24 in uint32
+      dst[o++] = Math.imul(s0, mult) >>> 24;
+      if (nc >= 3) { dst[o++] = Math.imul(s1, mult) >>> 24; dst[o++] = Math.imul(s2, mult) >>> 24; }
+      if (nc === 4) dst[o++] = Math.imul(s3, mult) >>> 24;
     }
   }
   return out;

@@ -200,7 +200,8 @@ export function pickScale(cropW, cropH, size) {
  *   reduced-scale JPEG decoding of big crops (see the top of this file)
  * @returns {{data: Uint8Array, width: number, height: number, box: number[], draftScale: number}}
  *   size x size x 3 RGB bytes (numpy's (size, size, 3) order), the expanded box in upright
- *   pixels, and the JPEG scale Python decodes this crop at (1: full size, exact)
+ *   pixels, and the scale Python decodes this crop at when the file is a JPEG (1: full size;
+ *   above 1 the page can match Python only approximately, see `jpegDraft`)
  */
 export function cropResize(rgba, width, height, bbox, { size = 224, margin = 0.0, square = false, interpolation = 'bilinear', orientation = 1, jpegDraft = false } = {}) {
   size = Math.trunc(size);

@@ -225,7 +225,12 @@ def test_crop_resize_is_load_crop(tmp_path):
         ex = Image.Exif()
         if o != 1:
             ex[0x0112] = o
-        Image.fromarray(smooth_image(rng, h, w, 3)).save(path, exif=ex.tobytes())
+        if rng.random() < 0.15:  # transparency: to_rgb lays it on white
+            arr = smooth_image(rng, h, w, 4)
+            arr[..., 3] = np.where(rng.random((h, w)) < 0.5, 255, arr[..., 3])
+            Image.fromarray(arr, "RGBA").save(path, exif=ex.tobytes())
+        else:
+            Image.fromarray(smooth_image(rng, h, w, 3)).save(path, exif=ex.tobytes())
         with Image.open(path) as im:
             assert im.getexif().get(0x0112, 1) == o
             upright = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))

@@ -1,5 +1,6 @@
 // Runs the page's pixel code (skinage/app/web/*.mjs) on cases written by tests/test_app_pixels.py.
-// usage: node run_cases.mjs CASES.json   (each case names its raw input and output files)
+// usage: node run_cases.mjs CASES.json [RESULTS.json]   (each case names its raw input and output files;
+// $SKINAGE_WEB_DIR points at another copy of the modules, e.g. a mutated one to see a test fail)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

@@ -124,8 +124,26 @@ export function transpose(img, orientation, inverse = false) {
   const w = img.width;
   const h = img.height;
   const [ow, oh] = o >= 5 ? [h, w] : [w, h];
-  // output (x, y) reads source (sx, sy) = (ax + bx x + cx y, ay + by x + cy y)
+  const { start, dx, dy } = walk(o, w, h, w, nc);
+  const src = img.data;
+  const out = new Uint8Array(src.length);
+  let d = 0;
+  for (let y = 0; y < oh; y++) {
+    let s = start + y * dy;
+    for (let x = 0; x < ow; x++, s += dx) {
+      for (let c = 0; c < nc; c++) out[d++] = src[s + c];
+    }
+  }
+  return { data: out, width: ow, height: oh, mode: img.mode };
+}
+
+/**
+ * How transpose `o` reads a w x h source stored with `stride` pixels a row: output pixel (x, y)
+ * is source byte start + x dx + y dy, since (sx, sy) = (ax + bx x + cx y, ay + by x + cy y).
+ */
+function walk(o, w, h, stride, nc) {
   const [ax, bx, cx, ay, by, cy] = {
+    1: [0, 1, 0, 0, 0, 1],
     2: [w - 1, -1, 0, 0, 0, 1],
     3: [w - 1, -1, 0, h - 1, 0, -1],
     4: [0, 1, 0, h - 1, 0, -1],
@@ -134,18 +152,35 @@ export function transpose(img, orientation, inverse = false) {
     7: [w - 1, 0, -1, h - 1, -1, 0],
     8: [w - 1, 0, -1, 0, 1, 0],
   }[o];
-  const dx = (by * w + bx) * nc;
-  const dy = (cy * w + cx) * nc;
-  const src = img.data;
-  const out = new Uint8Array(src.length);
+  return { start: (ay * stride + ax) * nc, dx: (by * stride + bx) * nc, dy: (cy * stride + cx) * nc };
+}
+
+/**
+ * One pass for crop + to_rgb + the inverse EXIF transpose: the w x h rectangle at (x0, y0) of an
+ * upright RGBA image (`stride` pixels a row) as RGB pixels in the stored orientation.
+ */
+function storedPart(rgba, stride, x0, y0, w, h, orientation) {
+  const inv = orientation === 6 || orientation === 8 ? 14 - orientation : orientation;
+  const [ow, oh] = inv >= 5 ? [h, w] : [w, h];
+  const { start, dx, dy } = walk(inv, w, h, stride, 4);
+  const base = (y0 * stride + x0) * 4 + start;
+  const out = new Uint8Array(ow * oh * 3);
   let d = 0;
+  let translucent = false;
   for (let y = 0; y < oh; y++) {
-    let s = (ay * w + ax) * nc + y * dy;
-    for (let x = 0; x < ow; x++, s += dx) {
-      for (let c = 0; c < nc; c++) out[d++] = src[s + c];
+    let s = base + y * dy;
+    for (let x = 0; x < ow; x++, s += dx, d += 3) {
+      out[d] = rgba[s];
+      out[d + 1] = rgba[s + 1];
+      out[d + 2] = rgba[s + 2];
+      if (rgba[s + 3] !== 255) translucent = true;
     }
   }
-  return { data: out, width: ow, height: oh, mode: img.mode };
+  if (translucent) { // rare (photos are opaque): lay the part on white exactly as to_rgb does
+    const cut = crop({ data: rgba, width: stride, height: rgba.length / 4 / stride, mode: 'RGBA' }, x0, y0, x0 + w, y0 + h);
+    return transpose({ data: rgbaToRgb(cut.data, w, h), width: w, height: h, mode: 'RGB' }, orientation, true);
+  }
+  return { data: out, width: ow, height: oh, mode: 'RGB' };
 }
 
 /**
@@ -226,13 +261,15 @@ export function cropResize(rgba, width, height, bbox, { size = 224, margin = 0.0
   // the same pixels, cut from the upright image and turned back to the stored frame
   const raw = [ix0 * ds, iy0 * ds, Math.min(W, ix1 * ds), Math.min(H, iy1 * ds)];
   const [ux0, uy0, ux1, uy1] = rawToBox(raw, o, W, H);
-  const cut = reader
-    ? { data: rgba(ux0, uy0, ux1 - ux0, uy1 - uy0), width: ux1 - ux0, height: uy1 - uy0 }
-    : crop({ data: rgba, width, height, mode: 'RGBA' }, ux0, uy0, ux1, uy1);
-  if (cut.data.length !== cut.width * cut.height * 4) {
-    throw new Error(`the reader gave ${cut.data.length} bytes for a ${cut.width}x${cut.height} RGBA rectangle`);
+  const [cw, ch] = [ux1 - ux0, uy1 - uy0];
+  let part;
+  if (reader) {
+    const cut = rgba(ux0, uy0, cw, ch);
+    if (cut.length !== cw * ch * 4) throw new Error(`the reader gave ${cut.length} bytes for a ${cw}x${ch} RGBA rectangle`);
+    part = storedPart(cut, cw, 0, 0, cw, ch, o);
+  } else {
+    part = storedPart(rgba, width, ux0, uy0, cw, ch, o);
   }
-  let part = transpose({ data: rgbaToRgb(cut.data, cut.width, cut.height), width: cut.width, height: cut.height, mode: 'RGB' }, o, true);
   if (ds > 1) part = reduce(part, ds, ds); // blocks aligned on the stored image's origin, as the decoder's
   const rel = [sbox[0] - ix0, sbox[1] - iy0, Math.min(sbox[2], ix1) - ix0, Math.min(sbox[3], iy1) - iy0];
   const out = transpose(resize(part, size, size, { filter: interpolation, box: rel, reducingGap: 3.0 }), o);

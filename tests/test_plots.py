@@ -92,4 +92,6 @@ def test_confusion_axes_carry_class_names():
     norm = [t.get_text() for t in panels["row-normalised (recall)"].texts]
     assert raw[4:8] == ["2", "4", "0", "0"] and norm[4:8] == ["0.33", "0.67", "0.00", "0.00"]
     assert norm[8:12] == ["0.00", "0.00", "0.75", "0.25"]
-    plots._plt().close(fig)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

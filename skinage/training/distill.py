@@ -40,6 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .device import autocast_context
+
 __all__ = ["soft_target_loss", "embedding_loss", "log_probs", "Distiller"]
 
 
@@ -156,8 +158,6 @@ class Distiller(nn.Module):
     @torch.no_grad()
     def teacher_targets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher embedding (B, Dt) and log class probabilities (B, K) of the same batch."""
-        from .features import autocast_context
-
         if self.teacher_size and x.shape[-1] != self.teacher_size:
             # the teacher sees the student's crop at the size it was trained at (same content, its scale)
             x = F.interpolate(x.float(), size=(self.teacher_size, self.teacher_size), mode=self.teacher_interp,

@@ -166,7 +166,7 @@ def test_evaluate_trained_run(tmp_path):
     """A tiny run trained by `skinage train` (feature mode, 32 px, scratch weights) evaluates end to end."""
     try:
         from skinage.training.train import train
-        import skinage.training.loops  # noqa: F401
+        import skinage.training.loop  # noqa: F401
     except ImportError as e:
         pytest.skip(f"training not available yet: {e}")
     import skinage

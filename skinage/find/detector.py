@@ -19,6 +19,7 @@ repeat. Ties in score keep the anchor order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,14 @@ class Detection:
     def area(self) -> float:
         x0, y0, x1, y1 = self.box
         return (x1 - x0) * (y1 - y0)
+
+    @property
+    def eye_span(self) -> float:
+        """Distance between the two eye keypoints over the box's long side (small for a face in profile)."""
+        x0, y0, x1, y1 = self.box
+        dx = float(self.keypoints[1, 0] - self.keypoints[0, 0])
+        dy = float(self.keypoints[1, 1] - self.keypoints[0, 1])
+        return math.sqrt(dx * dx + dy * dy) / max(x1 - x0, y1 - y0)
 
 
 def decode(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, size: int = DETECTOR_SIZE):

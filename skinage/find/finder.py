@@ -12,8 +12,10 @@ Steps
    ``i`` covers full-resolution pixels ``[i * factor, (i + 1) * factor)``, so everything below runs
    on the reduced image and boxes and landmarks are multiplied by the factor at the end.
 2. Detect (:mod:`skinage.find.detector`): letterbox to 128, decode 896 anchors, weighted NMS.
-3. For each detection, FaceMesh (:mod:`skinage.find.landmarks`); detections whose face-presence
-   probability is below ``MIN_PRESENCE`` (0.5) are dropped as false positives.
+3. Detections whose eye keypoints are closer than ``MIN_EYE_SPAN`` (0.2) of the box's long side
+   are faces in profile: set aside (no usable forehead). For each other detection, FaceMesh
+   (:mod:`skinage.find.landmarks`); those whose face-presence probability is below
+   ``MIN_PRESENCE`` (0.5) are dropped as false positives.
 4. Boxes (:mod:`skinage.find.regions`) and the status (:func:`status_of`).
 """
 
@@ -28,7 +30,7 @@ from PIL import Image, ImageOps
 
 from ..data.images import ImageError, open_image, to_rgb
 from .assets import model_path
-from .constants import COMPARABLE_AREA, DECODE_SIZE, MIN_FACE_SIZE, MIN_PRESENCE
+from .constants import COMPARABLE_AREA, DECODE_SIZE, MIN_EYE_SPAN, MIN_FACE_SIZE, MIN_PRESENCE
 from .detector import Detection, Detector
 from .landmarks import Landmarker, Roi
 from .regions import forehead_box, roll_degrees, square_box
@@ -99,8 +101,14 @@ def decode(image, min_side: int = DECODE_SIZE) -> Decoded:
     return Decoded(im.reduce(more) if more > 1 else im, done * more, full)
 
 
-def status_of(faces: list[Face], size: tuple) -> tuple[str, str]:
-    """(status, reason) for ``faces`` (largest first) in an image of ``size`` (W, H)."""
+def status_of(faces: list[Face], size: tuple, profiles: int = 0) -> tuple[str, str]:
+    """(status, reason) for ``faces`` (largest first) in an image of ``size`` (W, H).
+
+    ``profiles``: how many faces in profile were set aside (they only change the no_face reason).
+    """
+    if not faces and profiles:
+        return NO_FACE, ("only a face in profile (turned sideways) was found: the face must look roughly "
+                         "towards the camera")
     if not faces:
         return NO_FACE, ("no face found: the face must look roughly towards the camera, be uncovered and "
                          "fill a fair part of the photo")
@@ -163,13 +171,16 @@ class Finder:
         """Faces in an image already decoded by :func:`decode`."""
         work = reduced.image
         arr = np.asarray(work, dtype=np.uint8)
-        faces = []
+        faces, profiles = [], 0
         for det in self.detector(work):
+            if det.eye_span < MIN_EYE_SPAN:
+                profiles += 1
+                continue
             face = self.face(arr, det, reduced.factor, reduced.size)
             if face is not None:
                 faces.append(face)
         faces.sort(key=lambda f: -f.area)
-        status, reason = status_of(faces, reduced.size)
+        status, reason = status_of(faces, reduced.size, profiles)
         return Found(faces, status, reason, reduced.size)
 
     def face(self, image: np.ndarray, det: Detection, factor: int, size: tuple) -> Face | None:

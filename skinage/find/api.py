@@ -22,7 +22,7 @@ _LOCK = threading.Lock()
 _FINDERS: dict = {}
 
 
-def get_finder(models=None, threads: int = 1) -> Finder:
+def get_finder(models=None, threads: int = 0) -> Finder:
     """A shared :class:`Finder` for these models and thread count (made on first use)."""
     folder = Path(model_path("detector", models)).parent.resolve()
     key = (str(folder), int(threads))
@@ -41,7 +41,7 @@ def find(image, **options) -> Found:
         A file path (EXIF orientation applied; large JPEGs decoded at reduced scale), a
         ``PIL.Image`` (turned upright by its EXIF orientation) or an ``(H, W, 3)`` uint8 RGB array.
     threads : int, optional
-        onnxruntime threads per model (default 1; 0: the runtime's default).
+        onnxruntime threads per model (default 0: the runtime's default, all cores).
     models : path, optional
         Folder holding the two finder ONNX files.
 

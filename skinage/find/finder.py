@@ -62,7 +62,7 @@ def reduction_factor(width: int, height: int, min_side: int = DECODE_SIZE) -> in
     return 1
 
 
-def ort_session(path: str | os.PathLike, threads: int = 1):
+def ort_session(path: str | os.PathLike, threads: int = 0):
     """An onnxruntime CPU session with ``threads`` intra-op threads (0: the runtime's default)."""
     import onnxruntime as ort
 
@@ -141,7 +141,7 @@ class Finder:
         ``<repo>/assets/finder``); a missing file raises ``FinderModelsMissing`` naming
         ``make finder-models``.
     threads : int
-        onnxruntime intra-op threads per session (0: the runtime's default).
+        onnxruntime intra-op threads per session (0, the default: the runtime's default, all cores).
 
     >>> finder = Finder(threads=1)                     # doctest: +SKIP
     >>> found = finder.find("photo.jpg")               # doctest: +SKIP
@@ -149,7 +149,7 @@ class Finder:
     ('ok', (212.4, 180.0, 508.4, 476.0), (290.1, 151.7, 431.0, 226.3))
     """
 
-    def __init__(self, models: str | os.PathLike | None = None, threads: int = 1):
+    def __init__(self, models: str | os.PathLike | None = None, threads: int = 0):
         self.models = Path(model_path("detector", models)).parent
         self.threads = int(threads)
         self.detector = Detector(ort_session(model_path("detector", models), threads))

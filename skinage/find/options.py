@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import ConfigError, build_config
+from ..config import ConfigError, Progress, Threaded, build_config
 
 __all__ = ["FindConfig", "REGIONS", "IMAGE_OPTIONS", "image_options"]
 
@@ -23,8 +23,12 @@ REGIONS = ("face", "forehead")
 
 
 @dataclass
-class FindConfig:
-    """Options of ``skinage find`` (flags) and of the Python API (keywords)."""
+class FindConfig(Threaded, Progress):
+    """Options of ``skinage find`` (flags) and of the Python API (keywords).
+
+    ``threads`` (onnxruntime intra-op threads per model; 0: its default, all cores) and ``progress``
+    come from the shared mixins of :mod:`skinage.config`.
+    """
 
     paths: tuple = field(default=(), metadata={"positional": True, "nargs": "+", "type": "strs",
         "help": "image files, or folders searched recursively for image files"})
@@ -34,10 +38,8 @@ class FindConfig:
         "help": "the region --crops cuts out: the face box or the forehead box"})
     crops: Path | None = field(default=None, metadata={
         "help": "write the chosen region of every 'ok' image into this folder, under its relative file name"})
-    threads: int = field(default=1, metadata={"help": "onnxruntime threads per model (0: the runtime's default)"})
     models: Path | None = field(default=None, metadata={
         "help": "folder holding the two finder ONNX files (default: $SKINAGE_FINDER_MODELS or <repo>/assets/finder)"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
 
 #: The options that apply to finding faces in one image (the others are about batches and their outputs).

@@ -85,14 +85,17 @@ def row_of(path, found: Found) -> dict:
 
 
 def _find_one(finder, path: Path):
-    """(Found, decoded image or None) for one file; never raises."""
+    """(Found, decoded image or None) for one file; never raises: a bad file must not stop the batch."""
     try:
         reduced = decode(path)
     except ImageError as e:
         return unreadable(e), None
-    except Exception as e:  # noqa: BLE001 - a bad file must not stop the batch
+    except Exception as e:  # noqa: BLE001 - anything Pillow raises beyond ImageError's reasons
         return Found([], UNREADABLE, f"the file could not be decoded ({type(e).__name__}: {e})"), None
-    return finder.find_decoded(reduced), reduced
+    try:
+        return finder.find_decoded(reduced), reduced
+    except Exception as e:  # noqa: BLE001 - reported in the row, the batch goes on
+        return Found([], UNREADABLE, f"the image could not be processed ({type(e).__name__}: {e})"), None
 
 
 def _crop_box(box, size) -> tuple:

@@ -24,6 +24,10 @@ def __getattr__(name: str):
         from .commands import api
 
         return api(name)
+    if name == "find":  # the finder's package is callable: skinage.find(photo) is the find command's function
+        from importlib import import_module
+
+        return import_module(".find", __name__)
     if name in COMMANDS:
         raise AttributeError(f"skinage.{name} is a module of skinage, not yet imported; the function of "
                              f"`skinage {name}` is skinage.commands.api({name!r}), or "

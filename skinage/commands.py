@@ -68,6 +68,8 @@ COMMANDS: dict[str, Command] = _table(
     Command("export", "skinage.export.onnx", "export a run to ONNX (fp32 / int8) with parity checks", "export"),
     Command("predict", "skinage.export.predict",
             "predict images, folders or a manifest with a run, checkpoint or .onnx file", "predict"),
+    Command("find", "skinage.find.find",
+            "find the face and the forehead in photos: statuses, boxes and crops (BlazeFace + FaceMesh)", "find"),
     Command("demo", "skinage.demo",
             "run the whole job end to end on a synthetic default dataset (or --data DIR)", "demo"),
 )

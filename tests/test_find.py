@@ -416,13 +416,23 @@ def test_skinage_find_is_callable_and_carries_the_statuses(london):
     assert found.status == skinage.find.OK and isinstance(found, list)
     assert found.reason.startswith("one face")
     assert skinage.find.STATUSES == (OK, NO_FACE, SEVERAL_FACES, FACE_TOO_SMALL, UNREADABLE)
-    from skinage.find import find
+    from skinage.commands import api
+    from skinage.find.find import find
 
-    assert find is skinage.find and skinage.find.find is skinage.find
+    assert api("find") is find and find(london / "010_03.jpg")[0].box == found[0].box
     with pytest.raises(ConfigError, match="did you mean 'threads'"):
         skinage.find(london / "010_03.jpg", thread=2)
     with pytest.raises(ConfigError, match="find_batch"):
         skinage.find(london / "010_03.jpg", crops="x")
+
+
+def test_skinage_find_works_first_and_after_its_modules_are_imported():
+    code = ("import skinage, numpy as np; a = skinage.find(np.zeros((64, 64, 3), np.uint8)).status; "
+            "import skinage.find.regions; b = skinage.find(np.zeros((64, 64, 3), np.uint8)).status; print(a, b)")
+    for first in ("", "import skinage.find.detector; "):
+        out = subprocess.run([sys.executable, "-c", first + code], capture_output=True, text=True, cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert out.returncode == 0 and out.stdout.split() == ["no_face", "no_face"], out.stderr
 
 
 def test_import_skinage_stays_light():

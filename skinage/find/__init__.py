@@ -6,17 +6,17 @@
 ``skinage find`` (:func:`find_batch`) does it for files and folders into a CSV. Torch-free: NumPy,
 Pillow and onnxruntime only. See ``docs/finder.md``.
 
-``skinage.find`` is this package *and* the function: the package is callable (calling it calls
-:func:`skinage.find.api.find`) and its attribute ``find`` is the package itself, so ``skinage.find``,
-``skinage.find.find`` and ``from skinage.find import find`` are one object, whatever was imported first
-(a subpackage named like a function would otherwise replace the function on ``skinage`` as soon as one
-of its modules is imported).
+``skinage.find`` is this package and, called, the ``find`` command's function: the package is
+callable (``skinage.find(photo)`` calls :func:`skinage.find.find.find`). The command's module, by the
+rule of :mod:`skinage.commands`, is :mod:`skinage.find.find` (``FindConfig``, ``find``, ``find_batch``,
+``add_arguments``, ``run``), so ``skinage.find.find`` is that module and
+``skinage.commands.api("find")`` the plain function.
 
 Modules: :mod:`~skinage.find.constants` (every threshold, size and landmark index),
 :mod:`~skinage.find.assets` (the ONNX files), :mod:`~skinage.find.imaging` (letterbox and rotated
 crop, as plain arithmetic), :mod:`~skinage.find.anchors`, :mod:`~skinage.find.detector`,
 :mod:`~skinage.find.landmarks`, :mod:`~skinage.find.regions`, :mod:`~skinage.find.finder`
-(:class:`Finder`), :mod:`~skinage.find.api`, :mod:`~skinage.find.batch`, :mod:`~skinage.find.cli`.
+(:class:`Finder`), :mod:`~skinage.find.batch` (files -> CSV rows, crops), :mod:`~skinage.find.find` (the command).
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ from __future__ import annotations
 import sys
 import types
 
-from . import api
-from .api import get_finder
+from . import find as command
 from .assets import FinderModelsMissing
-from .batch import COLUMNS, BatchResult, find_batch
+from .batch import COLUMNS, BatchResult
+from .find import FindConfig, find_batch, get_finder
 from .finder import Finder
-from .options import FindConfig
 from .result import FACE_TOO_SMALL, NO_FACE, OK, SEVERAL_FACES, STATUSES, UNREADABLE, Face, Found
 
-__all__ = ["find", "find_batch", "get_finder", "Finder", "Face", "Found", "FindConfig", "BatchResult",
+__all__ = ["find_batch", "get_finder", "Finder", "Face", "Found", "FindConfig", "BatchResult",
            "FinderModelsMissing", "COLUMNS", "OK", "NO_FACE", "SEVERAL_FACES", "FACE_TOO_SMALL", "UNREADABLE",
            "STATUSES"]
 
@@ -41,8 +40,7 @@ class FindPackage(types.ModuleType):
     """The type of ``skinage.find``: a package that can be called like its :func:`find` function."""
 
     def __call__(self, image, **options) -> Found:
-        return api.find(image, **options)
+        return command.find(image, **options)
 
 
 sys.modules[__name__].__class__ = FindPackage
-find = sys.modules[__name__]

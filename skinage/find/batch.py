@@ -20,12 +20,10 @@ from pathlib import Path
 from ..config import ConfigError
 from ..data.images import IMAGE_EXTENSIONS, ImageError, open_image
 from ..utils import atomic_write, atomic_write_text, say
-from .api import get_finder
-from .finder import decode, unreadable
-from .options import FindConfig
+from .finder import Finder, decode, unreadable
 from .result import STATUSES, UNREADABLE, Found
 
-__all__ = ["COLUMNS", "BatchResult", "find_batch", "collect_files", "row_of", "run_batch"]
+__all__ = ["COLUMNS", "BatchResult", "collect_files", "row_of", "run_batch"]
 
 COLUMNS = ("path", "status", "reason", "faces", "score", "face_x0", "face_y0", "face_x1", "face_y1",
            "forehead_x0", "forehead_y0", "forehead_x1", "forehead_y1")
@@ -125,24 +123,12 @@ def _write_crop(path: Path, reduced, found: Found, region: str, target: Path) ->
         crop.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
 
 
-def find_batch(paths, **options) -> BatchResult:
-    """Find faces in files and folders; write the CSV (``out``) and crops (``crops``) when asked.
-
-    Keywords are the fields of :class:`~skinage.find.options.FindConfig` (``out``, ``region``,
-    ``crops``, ``threads``, ``models``, ``progress``).
-    """
-    from ..config import build_config
-
-    return run_batch(build_config(FindConfig, {**options, "paths": paths}))
-
-
-def run_batch(cfg: FindConfig) -> BatchResult:
-    """The batch described by ``cfg``."""
+def run_batch(cfg, finder: Finder) -> BatchResult:
+    """The batch described by ``cfg`` (a :class:`skinage.find.find.FindConfig`), with ``finder``."""
     from tqdm import tqdm
 
     skip = [cfg.crops] if cfg.crops is not None else []
     files = collect_files(cfg.paths, skip)
-    finder = get_finder(cfg.models, cfg.threads)
     rows, used, n_crops = [], set(), 0
     for path, rel in tqdm(files, desc="finding faces", unit="img", disable=not cfg.progress,
                           file=sys.stderr, dynamic_ncols=True):

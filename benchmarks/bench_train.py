@@ -1,6 +1,6 @@
 """Training speed of skinage against plain PyTorch, measured side by side in one run.
 
-(a) ``finetune`` throughput: skinage's training epoch (the real ``ImageTask.train_epoch``:
+(a) ``finetune`` throughput: skinage's training epoch (the real ``loop.train_epoch`` of an ``ImageTask``:
     crops decoded once into the crop cache and held in memory, per-image augmentation,
     bf16 autocast where the CPU supports it, channels-last) against a plain fp32 eager
     PyTorch loop (PIL decode + torchvision transforms each epoch, NCHW, fp32), same
@@ -89,8 +89,14 @@ def bench_finetune(manifest: Path, n_images: int, batch_size: int, repeats: int,
 
     from skinage.config import build_config
     from skinage.data.manifest import Manifest, read_manifest, write_manifest
-    from skinage.training.loops import ImageTask
-    from skinage.training.train import TrainConfig, _build_model, _Data, _Run, _seed_epoch, resolve_config
+    from skinage.training.data import TrainData
+    from skinage.training.image_task import ImageTask
+    from skinage.training.loop import train_epoch
+    from skinage.training.optim import adamw
+    from skinage.training.reproduce import seed_epoch
+    from skinage.training.run import Run
+    from skinage.training.start import build_model
+    from skinage.training.train import TrainConfig, preprocess, resolve_config
 
     man = read_manifest(manifest)
     tr = man.split("train").sample(n=n_images, random_state=0)
@@ -103,14 +109,12 @@ def bench_finetune(manifest: Path, n_images: int, batch_size: int, repeats: int,
     # ours: the real task of `skinage train --mode finetune`
     cfg = resolve_config(build_config(TrainConfig, dict(data=sub, model="mobilenet_v2", mode="finetune", batch_size=batch_size,
                                                         size=size, epochs=100, progress=False)))
-    run = _Run(cfg, Path(tempfile.mkdtemp()), False)
-    run.data = _Data(cfg)
+    data = TrainData(cfg.data, cfg.seed, cfg.ordinal)
+    run = Run(cfg, Path(tempfile.mkdtemp()), data, preprocess(cfg, data.region))
     t0 = time.perf_counter()
-    task = ImageTask(run, _build_model(cfg, run.data.K))
+    task = ImageTask(run, build_model(cfg, data.K))
     crop_seconds = time.perf_counter() - t0
-    from skinage.training.loops import _adamw
-
-    opt = _adamw(task.params(), 1e-4, 1e-4)  # the optimiser `skinage train` uses
+    opt = adamw(task.params(), 1e-4, 1e-4)  # the optimiser `skinage train` uses
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
 
     # plain: the script everyone writes first
@@ -123,11 +127,11 @@ def bench_finetune(manifest: Path, n_images: int, batch_size: int, repeats: int,
 
     ours_ips, plain_ips = [], []
     # one warm-up epoch each (oneDNN primitive creation, allocator)
-    task.train_epoch(0, _seed_epoch(0, 0), opt, sched)
+    train_epoch(task, 0, seed_epoch(0, 0), opt, sched)
     plain_finetune_epoch(plain, popt, paths[:batch_size], labels[:batch_size], batch_size, tf)
     for r in range(repeats):
         t = time.perf_counter()
-        res = task.train_epoch(r + 1, _seed_epoch(0, r + 1), opt, sched)
+        res = train_epoch(task, r + 1, seed_epoch(0, r + 1), opt, sched)
         ours_ips.append(res["images"] / (time.perf_counter() - t))
         plain_ips.append(plain_finetune_epoch(plain, popt, paths, labels, batch_size, tf))
         print(f"  (a) repeat {r + 1}: skinage {ours_ips[-1]:.1f} img/s, plain fp32 {plain_ips[-1]:.1f} img/s", flush=True)

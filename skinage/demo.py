@@ -24,16 +24,13 @@ reads: a class-folder tree, an AI-Hub JSON tree, a label table, or a ready manif
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import (ConfigError, Seeded, Threaded, add_config_arguments, build_config, config_from_args,
-                   config_to_dict)
+from .commands import api
+from .config import Seeded, Threaded, add_config_arguments, build_config, config_from_args, config_to_dict
 from .utils import atomic_write_json, say
 
 __all__ = ["DemoConfig", "DemoResult", "demo", "add_arguments", "run"]
@@ -74,7 +71,8 @@ class DemoConfig(Threaded, Seeded):
 
 @dataclass
 class DemoResult:
-    """Where everything went."""
+    """Where everything went. ``skipped`` names steps left out, with the reason (none today: a step that
+    cannot run, e.g. for want of a package, stops the demo with what to install)."""
 
     out: Path
     data: Path
@@ -88,14 +86,6 @@ class DemoResult:
     evaluation: dict | None = None
     timings: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)
-
-
-def _api(module: str, name: str):
-    """The Python API function ``name`` of ``module``, or None with the reason when missing."""
-    try:
-        return getattr(importlib.import_module(module), name), None
-    except (ImportError, AttributeError) as e:
-        return None, f"{module}.{name} is not available ({e})"
 
 
 class _Step:
@@ -153,9 +143,22 @@ def _demo(cfg: DemoConfig) -> DemoResult:
     say("skinage demo: the whole job end to end -- data, ingest + person split, training, evaluation "
         "with baselines, report, int8 export, prediction, comparison table")
     say(f"work folder: {out}")
+    source = _data(cfg, out, step)
+    manifest = _ingest(cfg, source, out, step)
+    res = DemoResult(out=out, data=source, manifest=manifest, run=_train(cfg, manifest, out, step))
+    _evaluate(res, step)
+    _export(cfg, res, step)
+    _predict(cfg, res, step)
+    _compare(res, step)
+    res.timings = dict(step.timings, total=round(time.perf_counter() - t_all, 1))
+    _write_summary(cfg, res, synthetic)
+    _print_summary(res, synthetic)
+    return res
 
-    # 1. data ---------------------------------------------------------------------------------
-    if synthetic:
+
+def _data(cfg: DemoConfig, out: Path, step: _Step) -> Path:
+    """Step 1: the SYNTHETIC data set, generated, or the user's ``--data``."""
+    if cfg.data is None:
         from .data.synth import make_synthetic_aihub
 
         with step("data", f"generating a SYNTHETIC forehead data set in the AI-Hub JSON layout "
@@ -164,128 +167,115 @@ def _demo(cfg: DemoConfig) -> DemoResult:
             source = make_synthetic_aihub(out / "data", n_people=cfg.people, seed=cfg.seed,
                                           image_size=tuple(cfg.image_size))
             say(f"      {source}  (see README_SYNTHETIC.md there)")
-    else:
-        source = Path(cfg.data).expanduser().resolve()
-        if not source.exists():
-            raise FileNotFoundError(f"--data {cfg.data}: no such file or folder")
-        with step("data", f"using your data at {source}"):
-            pass
+        return source
+    source = Path(cfg.data).expanduser().resolve()
+    if not source.exists():
+        raise FileNotFoundError(f"--data {cfg.data}: no such file or folder")
+    with step("data", f"using your data at {source}"):
+        pass
+    return source
 
-    # 2. ingest + split -------------------------------------------------------------------------
-    manifest = out / "manifest.csv"
-    if not synthetic and _is_manifest(source):
+
+def _ingest(cfg: DemoConfig, source: Path, out: Path, step: _Step) -> Path:
+    """Step 2: the manifest with its person-grouped split (a manifest given as ``--data`` is used as it is)."""
+    if cfg.data is not None and _is_manifest(source):
         with step("ingest", f"{source} is already a manifest: using it as it is (its split column included)"):
-            manifest = source
+            return source
+    manifest = out / "manifest.csv"
+    if cfg.data is None:
+        opts: dict[str, Any] = dict(label="annotations.forehead_wrinkle", facepart=1, remap=FOREHEAD_REMAP)
+        what = (f"reading the JSON labels (annotations.forehead_wrinkle, facepart 1), remapping the 7 grades "
+                f"to 4 levels \"{FOREHEAD_REMAP}\", splitting by person 70/15/15 (seed {cfg.seed})")
     else:
-        ingest, why = _api("skinage.data.ingest", "ingest")
-        if ingest is None:
-            raise RuntimeError(f"cannot ingest: {why}")
-        if synthetic:
-            opts = dict(label="annotations.forehead_wrinkle", facepart=1, remap=FOREHEAD_REMAP)
-            what = (f"reading the JSON labels (annotations.forehead_wrinkle, facepart 1), remapping the 7 grades "
-                    f"to 4 levels \"{FOREHEAD_REMAP}\", splitting by person 70/15/15 (seed {cfg.seed})")
-        else:
-            opts = {k: getattr(cfg, k) for k in ("label", "remap", "bins") if getattr(cfg, k)}
-            if cfg.facepart is not None:
-                opts["facepart"] = cfg.facepart
-            what = f"reading {source} into a manifest and splitting by person 70/15/15 (seed {cfg.seed})"
-        with step("ingest", what):
-            ingest(str(source), out=str(manifest), seed=cfg.seed, **opts)
-            say(f"      manifest: {manifest}")
+        opts = {k: getattr(cfg, k) for k in ("label", "remap", "bins") if getattr(cfg, k)}
+        if cfg.facepart is not None:
+            opts["facepart"] = cfg.facepart
+        what = f"reading {source} into a manifest and splitting by person 70/15/15 (seed {cfg.seed})"
+    ingest = api("ingest")
+    with step("ingest", what):
+        ingest(str(source), out=str(manifest), seed=cfg.seed, **opts)
+        say(f"      manifest: {manifest}")
+    return manifest
 
-    # 3. train ----------------------------------------------------------------------------------
-    train, why = _api("skinage.training.train", "train")
-    if train is None:
-        raise RuntimeError(f"cannot train: {why}")
+
+def _train(cfg: DemoConfig, manifest: Path, out: Path, step: _Step) -> Path:
+    """Step 3: the run folder of the trained model."""
     topts: dict[str, Any] = dict(data=str(manifest), model=cfg.model, mode=cfg.mode, epochs=cfg.epochs,
                                  seed=cfg.seed, project=str(out / "runs"), name=f"{cfg.model}-{cfg.mode}")
     if cfg.size:
         topts["size"] = cfg.size
     if not cfg.pretrained:
         topts["pretrained"] = False
+    train = api("train")
     with step("train", f"{cfg.model} in {cfg.mode} mode ("
                        + ("frozen ImageNet backbone, embeddings cached once, a small head trained on them"
                           if cfg.mode == "feature" else "whole network trained") + f", {cfg.epochs} epochs)"):
-        trained = train(**topts)
-        run_dir = Path(trained)
+        run_dir = Path(train(**topts))
         say(f"      run folder: {run_dir}")
+    return run_dir
 
-    res = DemoResult(out=out, data=source, manifest=manifest, run=run_dir)
 
-    # 4. evaluate + report ----------------------------------------------------------------------
-    evaluate, why = _api("skinage.evaluation.evaluate", "evaluate")
+def _evaluate(res: DemoResult, step: _Step) -> None:
+    """Step 4: test figures beside the baselines, and the report."""
+    evaluate = api("evaluate")
     with step("evaluate", "test split (people never seen in training): accuracy, macro-F1, QWK, MAE, "
                           "within-one with 95% CIs by person, beside the majority / stratified / metadata-only (age, gender) "
                           "baselines; per-view and person-level (views fused) figures; report.html"):
-        if evaluate is None:
-            res.skipped["evaluate"] = why
-            say(f"      skipped: {why}")
-        else:
-            ev = evaluate(str(run_dir))
-            files = getattr(ev, "files", {}) or {}
-            res.metrics = Path(files["metrics"]) if "metrics" in files else _find(run_dir, "metrics.json")
-            res.report = Path(files["report"]) if "report" in files else _find(run_dir, "report.html")
-            res.evaluation = getattr(ev, "metrics", None)
+        ev = evaluate(str(res.run))
+        files = getattr(ev, "files", {}) or {}
+        res.metrics = Path(files["metrics"]) if "metrics" in files else _find(res.run, "metrics.json")
+        res.report = Path(files["report"]) if "report" in files else _find(res.run, "report.html")
+        res.evaluation = getattr(ev, "metrics", None)
 
-    # 5. export --------------------------------------------------------------------------------
-    export, why = _api("skinage.export.export", "export")
+
+def _export(cfg: DemoConfig, res: DemoResult, step: _Step) -> None:
+    """Step 5: the ONNX file(s), checked against the trained model."""
+    export = api("export")
     with step("export", "ONNX fp32" + (" and int8 (static, calibrated on training images)" if cfg.int8 else "")
               + " with a parity check against the trained model"):
-        if export is None:
-            res.skipped["export"] = why
-            say(f"      skipped: {why}")
-        else:
-            # 64 calibration images: enough for these small crops, and ONNX Runtime's calibrator holds
-            # every activation of every calibration image in memory (200 images at 224 px: ~12 GB)
-            exported = export(str(run_dir), int8=cfg.int8, repeats=20, calib_images=64)
-            files = exported.get("files", {})
-            res.onnx = Path(files.get("onnx_int8") or files["onnx_fp32"])
+        # 64 calibration images: enough for these small crops, and ONNX Runtime's calibrator holds
+        # every activation of every calibration image in memory (200 images at 224 px: ~12 GB)
+        exported = export(str(res.run), int8=cfg.int8, repeats=20, calib_images=64)
+        files = exported.get("files", {})
+        res.onnx = Path(files.get("onnx_int8") or files["onnx_fp32"])
 
-    # 6. predict -------------------------------------------------------------------------------
+
+def _predict(cfg: DemoConfig, res: DemoResult, step: _Step) -> None:
+    """Step 6: a few test images (one per person) predicted with the exported file."""
     with step("predict", f"{cfg.predict_n} test images with the {'int8 ' if cfg.int8 else ''}ONNX file "
                          "(onnxruntime, numpy and Pillow only)"):
         from .data.manifest import read_manifest
 
-        man = read_manifest(manifest)
+        man = read_manifest(res.manifest)
         test = man.df[man.df["split"] == "test"]
-        if res.onnx is None:
-            res.skipped["predict"] = "no ONNX file (export skipped)"
-            say("      skipped: no ONNX file")
-        elif len(test):
-            from .runtime.predict import predict
+        predict = api("predict")
+        for _, r in test.drop_duplicates("subject").head(cfg.predict_n).iterrows():
+            bbox = [r[c] for c in ("x0", "y0", "x1", "y1")]
+            kw = {"bbox": bbox} if all(v == v for v in bbox) else {}  # NaN -> whole image
+            p = predict(str(res.onnx), str(r["path"]), **kw)[0]
+            p["true_class"] = r["class_name"]
+            res.predictions.append(p)
+            say(f"      {Path(r['path']).name:<24} true {r['class_name']!s:<6} predicted "
+                f"{p.get('class')!s:<6} (confidence {p.get('confidence', float('nan')):.2f})")
 
-            pick = test.drop_duplicates("subject").head(cfg.predict_n)
-            rows = []
-            for _, r in pick.iterrows():
-                bbox = [r[c] for c in ("x0", "y0", "x1", "y1")]
-                kw = {"bbox": bbox} if all(v == v for v in bbox) else {}  # NaN -> whole image
-                p = predict(str(res.onnx), str(r["path"]), **kw)[0]
-                p["true_class"] = r["class_name"]
-                rows.append(p)
-                say(f"      {Path(r['path']).name:<24} true {r['class_name']!s:<6} predicted "
-                    f"{p.get('class')!s:<6} (confidence {p.get('confidence', float('nan')):.2f})")
-            res.predictions = rows
 
-    # 7. compare -------------------------------------------------------------------------------
-    compare, why = _api("skinage.evaluation.compare", "compare")
+def _compare(res: DemoResult, step: _Step) -> None:
+    """Step 7: the comparison table."""
+    compare = api("compare")
     with step("compare", "the comparison table (model, mode, weights, figures with CIs, size, latency, time)"):
-        if compare is None:
-            res.skipped["compare"] = why
-            say(f"      skipped: {why}")
-        else:
-            res.comparison = out / "comparison.md"
-            compare(str(run_dir), out=str(res.comparison))
+        res.comparison = res.out / "comparison.md"
+        compare(str(res.run), out=str(res.comparison))
 
-    res.timings = dict(step.timings, total=round(time.perf_counter() - t_all, 1))
-    atomic_write_json(out / "demo.json", {
+
+def _write_summary(cfg: DemoConfig, res: DemoResult, synthetic: bool) -> None:
+    """``demo.json``: the options, where everything went, the timings and the predictions."""
+    atomic_write_json(res.out / "demo.json", {
         "config": config_to_dict(cfg), "synthetic_data": synthetic,
         **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(res).items()
            if k not in ("predictions", "evaluation")},
         "predictions": [{k: v for k, v in p.items() if k in ("path", "class", "true_class", "confidence")}
                         for p in res.predictions],
     })
-    _print_summary(res, synthetic)
-    return res
 
 
 def _print_summary(res: DemoResult, synthetic: bool) -> None:

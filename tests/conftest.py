@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from browser_helpers import browser, offline_context  # noqa: F401  (fixtures for the browser tests)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SKINAGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
@@ -18,10 +20,12 @@ def _isolated_cache(tmp_path_factory):
     old = os.environ.get("SKINAGE_CACHE")
     real = Path(old) if old else Path.home() / ".cache" / "skinage"
     os.environ["SKINAGE_CACHE"] = str(tmp_path_factory.mktemp("skinage-cache"))
-    # the converted EfficientNet-Lite0 weights live in the real cache: link them in
-    src = real / "weights"
-    if src.is_dir():
-        (Path(os.environ["SKINAGE_CACHE"]) / "weights").symlink_to(src, target_is_directory=True)
+    # the converted EfficientNet-Lite0 weights and onnxruntime-web's files (make setup) live in the
+    # real cache: link them in
+    for name in ("weights", "ort-web"):
+        src = real / name
+        if src.is_dir():
+            (Path(os.environ["SKINAGE_CACHE"]) / name).symlink_to(src, target_is_directory=True)
     try:
         import torch
 

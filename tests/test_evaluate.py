@@ -166,7 +166,7 @@ def test_evaluate_trained_run(tmp_path):
     """A tiny run trained by `skinage train` (feature mode, 32 px, scratch weights) evaluates end to end."""
     try:
         from skinage.training.train import train
-        import skinage.training.loops  # noqa: F401
+        import skinage.training.loop  # noqa: F401
     except ImportError as e:
         pytest.skip(f"training not available yet: {e}")
     import skinage
@@ -317,3 +317,33 @@ def test_evaluate_reproduces_the_validation_figure_training_chose_by(tmp_path):
     ex = export(str(run), check_split="val", repeats=2)
     torch_row = next(r for r in ex["rows"] if r["format"] == "pytorch fp32")
     assert torch_row["accuracy"] == pytest.approx(val["accuracy"], abs=1e-9)
+
+
+def test_report_confusion_matrices_name_the_classes(tmp_path, monkeypatch):
+    """The confusion matrices evaluate puts in the report (image and person level) tick both axes of both
+    panels with the model's class names, and their counts are metrics.json's confusion matrices."""
+    import skinage
+    from skinage.evaluation import plots
+
+    made = []
+    draw = plots.confusion_figure
+
+    def keep(*args, **kwargs):  # the real figure, kept to be read after it is saved
+        made.append(draw(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(plots, "confusion_figure", keep)
+    run = _fake_run(tmp_path, _manifest(tmp_path))
+    res = skinage.evaluate(run, **dict(FAST, gradcam=0, embedding="none"))
+    assert [fig.get_suptitle() for fig in made] == ["image level", "person level (views averaged)"]
+    for fig, key in zip(made, ("confusion", "person_confusion")):
+        panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+        for title in ("counts", "row-normalised (recall)"):
+            xt = [t.get_text() for t in panels[title].get_xticklabels()]
+            yt = [t.get_text() for t in panels[title].get_yticklabels()]
+            assert xt == CLASSES and yt == CLASSES, (key, title, xt, yt)
+        counts = [int(t.get_text()) for t in panels["counts"].texts]
+        assert counts == [c for row in res.metrics[key] for c in row]
+    html = (res.out_dir / "report.html").read_text()
+    assert res.metrics["files"]["confusion"] == "confusion_matrix.png"
+    assert "Confusion matrix, image level" in html and "Confusion matrix, person level" in html

@@ -121,3 +121,23 @@ def test_ece_by_hand():
     assert b["count"].sum() == 4 and b["count"][9] == 2 and b["count"][6] == 2
     # perfectly calibrated: confidence 1 and always right
     assert expected_calibration_error(np.eye(3), [0, 1, 2]) == 0.0
+
+
+def test_training_scores_with_these_metrics_under_its_own_names():
+    """Training's validation figures are classification_metrics' (one implementation), under the run files' names."""
+    from skinage.training.selection import compute_metrics, results_columns
+
+    # K = 4, class 3 absent from truth and predictions: macro F1 over the 3 classes present,
+    # F1 = 2/3 (class 0: 1 of 2 found, 1 predicted), 2/3 (class 1: 1 found, 2 predicted), 1 (class 2) -> 7/9
+    y, p = [0, 0, 1, 2], [0, 1, 1, 2]
+    m = compute_metrics(y, p, 4, ordered=True)
+    assert list(m) == ["n", "accuracy", "macro_f1", "qwk", "mae", "within_one"]
+    assert m["macro_f1"] == pytest.approx(7 / 9)
+    ref = classification_metrics(y, p, 4)
+    assert (m["accuracy"], m["macro_f1"], m["qwk"], m["mae"], m["within_one"]) == (
+        ref["accuracy"], ref["f1_macro"], ref["qwk"], ref["mae"], ref["within_one"])
+    assert list(compute_metrics(y, p, 4, ordered=False)) == ["n", "accuracy", "macro_f1"]
+    assert list(results_columns(m)) == ["val_acc", "val_macro_f1", "val_qwk", "val_mae"]
+    # undefined is NaN in both (training gave 0.0 before)
+    assert np.isnan(compute_metrics([1, 1, 1], [1, 1, 1], 4, ordered=True)["qwk"])
+    assert np.isnan(classification_metrics([1, 1, 1], [1, 1, 1], 4)["qwk"])

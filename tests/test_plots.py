@@ -70,3 +70,28 @@ def test_pictures_written(tmp_path):
     assert plots.plot_training_curves(tmp_path / "missing.csv", tmp_path / "t2.png") is None
     imgs = rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
     assert plots.plot_gradcam(imgs, np.zeros((3, 32, 32)), ["x", "y", "z"], tmp_path / "g.png").is_file()
+
+
+def _tick_texts(ax):
+    return [t.get_text() for t in ax.get_xticklabels()], [t.get_text() for t in ax.get_yticklabels()]
+
+
+def test_confusion_axes_carry_class_names():
+    """Both panels, counts and row-normalised, tick both axes with the class names (not 0, 1, 2 ...)."""
+    classes = ["20s", "30s", "40s", "a very long class name"]
+    cm = [[5, 1, 0, 0], [2, 4, 0, 0], [0, 0, 3, 1], [0, 0, 0, 2]]
+    fig = plots.confusion_figure(cm, classes, "image level")
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    assert set(panels) == {"counts", "row-normalised (recall)"}
+    names = ["20s", "30s", "40s", "a very long c…"]  # long names are shortened to 14 characters
+    for ax in panels.values():
+        assert _tick_texts(ax) == (names, names)
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "true")
+    # rows are the true class, columns the predicted one: the cells say so, raw and normalised (row 1: 2/6, 4/6)
+    raw = [t.get_text() for t in panels["counts"].texts]
+    norm = [t.get_text() for t in panels["row-normalised (recall)"].texts]
+    assert raw[4:8] == ["2", "4", "0", "0"] and norm[4:8] == ["0.33", "0.67", "0.00", "0.00"]
+    assert norm[8:12] == ["0.00", "0.00", "0.75", "0.25"]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

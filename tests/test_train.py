@@ -392,3 +392,142 @@ def test_ema_checkpoint_is_the_moving_average_of_every_step(bd_manifest, tmp_pat
     assert res.metrics["ema"] == d
     with pytest.raises(ConfigError, match="--ema is the decay"):
         train(data=bd_manifest, model="squeezenet1_1", mode="finetune", ema=1.0, project=tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- the loop's parts
+
+
+def test_lr_schedule_by_hand():
+    """Warm-up, cosine, step and constant factors, worked out by hand."""
+    from skinage.training.optim import lr_lambda
+
+    # 3 epochs x 2 steps, 1 epoch warm-up: 1/2, 1, then cosine over 4 steps: t = 0, 1/4, 1/2, 3/4
+    f = lr_lambda(3, 2, warmup=1.0)
+    c = [0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * t)) for t in (0, 0.25, 0.5, 0.75)]
+    assert [f(s) for s in range(6)] == pytest.approx([0.5, 1.0, *c])
+    assert c == pytest.approx([1.0, 0.85502, 0.505, 0.15498], abs=1e-5)
+    # one epoch of 4 steps with an epoch of warm-up: warm-up stops one step short (the last step is the peak)
+    assert [lr_lambda(1, 4, warmup=1.0)(s) for s in range(4)] == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])
+    # step: x0.1 every 2 epochs of 3 steps; constant after a half-epoch warm-up of round(1.5) = 2 steps
+    assert [lr_lambda(6, 3, 0.0, "step", 2)(s) for s in (0, 5, 6, 12, 17)] == pytest.approx([1, 1, 0.1, 0.01, 0.01])
+    assert [lr_lambda(4, 3, 0.5, "constant")(s) for s in range(4)] == [0.5, 1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        lr_lambda(1, 1, schedule="linear")
+
+
+def test_run_applies_the_schedule_per_step(feature_run):
+    """results.csv's lr after epoch e is the peak times the cosine at e * (steps per epoch) steps."""
+    res = pd.read_csv(feature_run.run_dir / "results.csv")
+    # 120 training images x 2 views (aug_views=1) = 240 rows in batches of 8: 30 steps per epoch; 15 epochs, no warm-up
+    e = res["epoch"].to_numpy()
+    want = 1e-2 * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * np.minimum(1.0, 30 * e / 450))))
+    assert np.allclose(res["lr"], want, rtol=1e-5)
+    assert json.loads((feature_run.run_dir / "metrics.json").read_text())["train_rows"] == 240
+
+
+def test_class_weights_by_hand():
+    from skinage.training.optim import class_weights
+
+    # n = 6 rows, K = 4: class 0 has 3, class 1 has 2, class 2 has 1, class 3 none -> 6 / (4 n_k)
+    w = class_weights(np.array([0, 0, 0, 1, 1, 2]), 4)
+    assert w.dtype == torch.float32
+    assert w.tolist() == pytest.approx([0.5, 0.75, 1.5, 0.0])
+
+
+def test_batches_of_an_epoch():
+    from skinage.training.batches import epoch_batches, n_batches
+
+    assert [n_batches(n, 4) for n in (1, 4, 5, 6, 8, 9)] == [1, 1, 1, 2, 2, 2]  # 5 and 9: the row of one sits out
+    g = torch.Generator().manual_seed(0)
+    b = epoch_batches(9, 4, g)
+    seen = torch.cat(b).tolist()
+    assert [len(x) for x in b] == [4, 4] and len(set(seen)) == 8 and set(seen) <= set(range(9))
+    # the same generator state gives the same batches (what makes an epoch repeatable)
+    assert [x.tolist() for x in epoch_batches(9, 4, torch.Generator().manual_seed(0))] == [x.tolist() for x in b]
+    # balanced: 90 rows of class 0 and 10 of class 1, each drawn with probability 1/2 per class
+    y = torch.tensor([0] * 90 + [1] * 10)
+    drawn = torch.cat(epoch_batches(100, 10, torch.Generator().manual_seed(1), y, balance=True))
+    share = float((y[drawn] == 1).float().mean())
+    assert len(drawn) == 100 and 0.35 < share < 0.65
+
+
+def test_torch_threads_restores_after_an_error():
+    from skinage.training.device import torch_threads
+
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError):
+        with torch_threads(1):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with torch_threads(0):  # 0: leave as it is
+        assert torch.get_num_threads() == before
+
+
+def test_nan_ranks_below_every_defined_score():
+    """--select: an undefined score (NaN) loses to any defined one; equal or undefined scores go to the lower loss."""
+    from skinage.training.selection import epoch_score
+
+    nan = float("nan")
+    defined_bad = epoch_score({"qwk": -0.9}, 5.0, "auto", True)
+    undefined_good_loss = epoch_score({"qwk": nan}, 0.01, "auto", True)
+    assert defined_bad > undefined_good_loss
+    assert epoch_score({"qwk": nan}, 0.2, "qwk", True) > epoch_score({"qwk": nan}, 0.3, "qwk", True)
+    assert epoch_score({"macro_f1": 0.5}, 0.2, "auto", False) > epoch_score({"macro_f1": 0.5}, 0.3, "auto", False)
+    assert epoch_score({"accuracy": 0.5}, nan, "accuracy", False) < epoch_score({"accuracy": 0.5}, 9.0, "accuracy", False)
+    assert epoch_score({}, nan, "loss", False) < epoch_score({}, 9.0, "loss", False)
+
+
+def test_loop_keeps_the_first_epoch_and_then_only_better_ones():
+    """The loop's bookkeeping: the first epoch is the best even when undefined; a defined score then takes over."""
+    from skinage.training.loop import Standing
+    from skinage.training.selection import epoch_score
+
+    s = Standing()
+    nan = float("nan")
+    assert s.record(0, epoch_score({"qwk": nan}, float("nan"), "auto", True), patience=2, epochs=10)  # nothing to beat
+    assert s.record(1, epoch_score({"qwk": nan}, 0.5, "auto", True), 2, 10)  # lower (defined) loss
+    assert s.record(2, epoch_score({"qwk": 0.0}, 0.9, "auto", True), 2, 10)  # a defined score
+    assert not s.record(3, epoch_score({"qwk": nan}, 0.1, "auto", True), 2, 10)
+    assert not s.record(4, epoch_score({"qwk": 0.0}, 0.9, "auto", True), 2, 10)  # a tie is not better
+    assert (s.best_epoch, s.bad, s.finished) == (2, 2, True)  # patience 2 reached
+
+
+def test_undefined_qwk_is_nan_in_the_run_files_and_selection_follows_the_rule(tmp_path):
+    """Validation holds one class only: QWK is NaN whenever the predictions do too (honest, as in evaluate), and
+    the best epoch is the one the rule picks from results.csv."""
+    path = _manifest(tmp_path / "d", n_per_class=20, ordinal=True)
+    man = read_manifest(path)
+    df = man.df.copy()
+    df.loc[(df["split"] == "val") & (df["label"] == 0), "split"] = "test"  # val: bright images only
+    write_manifest(Manifest(df, man.classes, man.meta), path)
+    res = train(data=path, model="mobilenet_v2", mode="feature", size=32, epochs=4, batch_size=8, lr=1e-2, patience=0,
+                project=tmp_path / "runs", **FAST)
+    rows = pd.read_csv(res.run_dir / "results.csv")
+    assert rows["val_qwk"].isna().any()  # the head learns bright vs dark: all val predicted bright
+    assert ((rows["val_qwk"] == 0) | rows["val_qwk"].isna()).all()  # one true class: kappa is 0 or undefined
+    key = [(-np.inf if np.isnan(q) else q, -v) for q, v in zip(rows["val_qwk"], rows["val_loss"])]
+    assert res.metrics["best_epoch"] == int(np.argmax([k == max(key) for k in key])) + 1
+    val = res.metrics["val"]
+    assert res.metrics["select"] == "qwk" and val["accuracy"] == 1.0 and np.isnan(val["qwk"])
+    assert np.isnan(json.loads((res.run_dir / "metrics.json").read_text())["val"]["qwk"])
+
+
+def test_select_qwk_needs_ordered_classes(bd_manifest, tmp_path):
+    """Unordered classes have no QWK: --select qwk is refused (it silently chose by accuracy before)."""
+    with pytest.raises(ConfigError, match="--select qwk needs ordered classes"):
+        train(data=bd_manifest, model="mobilenet_v2", mode="feature", select="qwk", project=tmp_path, **FAST)
+    assert not any(tmp_path.iterdir())  # refused before a run folder was made
+
+
+def test_no_readable_validation_image_is_a_clear_error(tmp_path):
+    path = _manifest(tmp_path / "d", n_per_class=5)
+    man = read_manifest(path)
+    df = man.df.copy()
+    bad = tmp_path / "d" / "broken.png"
+    bad.write_bytes(b"not an image")
+    df.loc[df["split"] == "val", "path"] = str(bad)
+    write_manifest(Manifest(df, man.classes, man.meta), path)
+    with pytest.raises(RuntimeError, match="no readable validation images"):
+        train(data=path, model="squeezenet1_1", mode="finetune", pretrained=False, size=32, epochs=1,
+              precision="fp32", project=tmp_path / "runs", **FAST)

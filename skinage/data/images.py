@@ -229,8 +229,11 @@ def to_rgb(im: Image.Image, background=(255, 255, 255)) -> Image.Image:
         raise ImageError("unsupported mode", f"cannot convert mode {mode} to RGB: {e}") from None
 
 
-def open_image(path) -> Image.Image:
-    """The whole image as an upright 8-bit RGB ``PIL.Image``.
+def open_image(path, draft: int = 0) -> Image.Image:
+    """The whole image as an upright 8-bit RGB ``PIL.Image``; ``info["full_size"]`` is its upright (W, H) on file.
+
+    ``draft`` > 0: a JPEG is decoded reduced by the largest DCT factor (2, 4, 8) that keeps both sides at least
+    ``draft`` px (Pillow's ``draft``: a fraction of the cost; the image is then smaller than ``full_size``).
 
     Raises
     ------
@@ -242,6 +245,9 @@ def open_image(path) -> Image.Image:
     path = _name(path)
     im = _open_bytes(data, path)
     orient = _orientation(im)
+    full = im.size[::-1] if orient in (5, 6, 7, 8) else im.size
+    if draft > 0 and im.format == "JPEG":
+        im.draft("RGB", (draft, draft))
     _load(im, path)
     try:
         rgb = to_rgb(im)
@@ -249,6 +255,7 @@ def open_image(path) -> Image.Image:
         raise ImageError(e.reason, e.detail, path) from None
     if orient in _TRANSPOSE:
         rgb = rgb.transpose(_TRANSPOSE[orient])
+    rgb.info["full_size"] = full
     return rgb
 
 

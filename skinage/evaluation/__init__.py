@@ -7,6 +7,10 @@
 * :mod:`.fusion` -- person-level fusion of views, breakdown by view;
 * :mod:`.plots` -- confusion matrices, training curves, t-SNE / PCA, Grad-CAM, reliability diagram;
 * :mod:`.report` -- one self-contained report.html;
+* :mod:`.rows` -- which rows are scored: a run's manifest, the split, labels in the model's order, person ids;
+* :mod:`.inference` -- the model's probabilities and embeddings on those rows;
+* :mod:`.scoring` -- every figure of an evaluation from labels and probabilities (model and baselines);
+* :mod:`.figures` -- which plots an evaluation writes; :mod:`.tables` -- its console tables;
 * :mod:`.evaluate` -- ``skinage evaluate`` / :func:`skinage.evaluate`;
 * :mod:`.compare` -- ``skinage compare`` / :func:`skinage.compare`.
 

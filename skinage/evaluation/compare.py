@@ -38,6 +38,7 @@ import numpy as np
 
 from ..config import ConfigError, Seeded, add_config_arguments, build_config, config_from_args
 from ..utils import atomic_write_text, say
+from .rows import person_ids, run_manifest_path
 
 __all__ = ["CompareConfig", "compare", "run_row", "to_markdown", "add_arguments", "run"]
 
@@ -52,8 +53,8 @@ class CompareConfig(Seeded):
         "help": "write the table as Markdown to this file (and CSV beside it, same name .csv)"})
     measure: bool = field(default=True, metadata={
         "help": "measure the one-image, one-thread PyTorch latency when the run has no export results"})
-    repeats: int = field(default=30, metadata={"help": "timed runs for the latency (median)"})
-    n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for intervals computed here"})
+    repeats: int = field(default=30, metadata={"help": "timed runs of a measured latency (the median is shown)"})
+    n_boot: int = field(default=1000, metadata={"help": "bootstrap resamples for the intervals compare computes (runs without an evaluation of their test split)"})
 
 
 def _load_json(p: Path) -> dict:
@@ -65,8 +66,6 @@ def _load_json(p: Path) -> dict:
 
 def _test_metrics(run: Path, meta: dict, cfg: CompareConfig) -> tuple[dict | None, str]:
     """Image-level model metrics with ``ci`` on the run's own test split, and where they came from."""
-    from .evaluate import run_manifest_path
-
     ev = _load_json(run / "metrics.json").get("evaluation")
     own = run_manifest_path(run, meta)
     if ev and ev.get("split") == "test" and "model" in ev.get("image", {}) and own is not None \
@@ -77,7 +76,6 @@ def _test_metrics(run: Path, meta: dict, cfg: CompareConfig) -> tuple[dict | Non
         import pandas as pd
 
         from .bootstrap import bootstrap_ci
-        from .evaluate import _subjects
         from .metrics import classification_metrics
 
         df = pd.read_csv(pred, dtype={"subject": str})
@@ -86,7 +84,7 @@ def _test_metrics(run: Path, meta: dict, cfg: CompareConfig) -> tuple[dict | Non
             k = len(meta["classes"])
             ordinal = bool(meta.get("ordered", True))
             y, p = df["label"].astype(int).to_numpy(), df["pred"].astype(int).to_numpy()
-            s = _subjects(df.fillna({"subject": ""}))
+            s = person_ids(df.fillna({"subject": ""}))
             groups = s if len(np.unique(s)) < len(s) else None
             m = classification_metrics(y, p, k, ordinal)
             m["ci"] = {kk: list(v) for kk, v in bootstrap_ci(y, p, groups, k, cfg.n_boot, cfg.seed,

@@ -3,7 +3,20 @@
 Point estimates use scikit-learn; :func:`metrics_from_confusion` computes the
 same headline figures from (a stack of) confusion matrices, which is what the
 bootstrap uses to score a thousand resamples at once. Both agree exactly
-(tested).
+(tested). This is the one implementation: ``skinage evaluate`` and training's
+validation (:mod:`skinage.training.selection`, which ``skinage train`` picks its
+best epoch with and ``skinage tune`` scores trials with) both call it.
+
+Undefined is NaN, everywhere: a figure that has no value for the labels given
+(QWK when the truth and the predictions hold a single class between them, so no
+agreement beyond chance can be measured) is ``nan``, never 0.0 (which would claim
+chance-level agreement). Macro averages run over the classes present in the truth
+or the predictions, so they are defined whenever there is a sample. Wherever a
+score *selects* (training's ``--select``, tune's trials) NaN ranks below every
+defined score.
+
+>>> classification_metrics([2, 2, 2], [2, 2, 2], n_classes=4)["qwk"]
+nan
 
 The forehead project's published confusion matrix, rows = true grade 0..3:
 

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
+    "confusion_figure",
     "plot_confusion",
     "plot_training_curves",
     "embed_2d",
@@ -47,13 +48,13 @@ def _short(names: Sequence[str], n: int = 14) -> list[str]:
     return [s if len(s) <= n else s[: n - 1] + "…" for s in map(str, names)]
 
 
-def plot_confusion(cm, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
-    """Confusion matrix as counts and row-normalised (recall per true class), side by side.
+def confusion_figure(cm, classes: Sequence[str], title: str = ""):
+    """The figure of :func:`plot_confusion`: counts and row-normalised panels, both axes of both ticked with ``classes``.
 
-    >>> import tempfile
-    >>> p = plot_confusion([[5, 1], [2, 4]], ["young", "old"], tempfile.mkdtemp() + "/cm.png")
-    >>> p.stat().st_size > 1000
-    True
+    >>> fig = confusion_figure([[5, 1], [2, 4]], ["young", "old"])
+    >>> [[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes[:2]]
+    [['young', 'old'], ['young', 'old']]
+    >>> _plt().close(fig)
     """
     plt = _plt()
     cm = np.asarray(cm, dtype=float)
@@ -82,7 +83,20 @@ def plot_confusion(cm, classes: Sequence[str], path: str | os.PathLike, title: s
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
+
+
+def plot_confusion(cm, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
+    """Confusion matrix as counts and row-normalised (recall per true class), side by side, into a PNG.
+
+    Rows are the true class, columns the predicted one; the ticks are the class names.
+
+    >>> import tempfile
+    >>> p = plot_confusion([[5, 1], [2, 4]], ["young", "old"], tempfile.mkdtemp() + "/cm.png")
+    >>> p.stat().st_size > 1000
+    True
+    """
+    return _save(confusion_figure(cm, classes, title), path)
 
 
 def plot_training_curves(results_csv: str | os.PathLike, path: str | os.PathLike) -> Path | None:

@@ -13,13 +13,12 @@ Adding another torchvision / timm architecture is one decorated function.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 from . import weights as _weights
 
-__all__ = ["ModelConfig", "register_model", "list_models", "get_config", "create_backbone", "model_table"]
+__all__ = ["ModelConfig", "register_model", "list_models", "get_config", "create_backbone"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -141,60 +140,6 @@ def _squeezenet1_1(pretrained: bool):
     # torchvision's classifier is dropout -> 1x1 conv -> ReLU -> pool; keep only the features.
     backbone = nn.Sequential(m.features, nn.ReLU(inplace=False), *_pool_flatten())
     return backbone, m.features[-1], src
-
-
-# --- `skinage models` -------------------------------------------------------------------------
-
-def model_stats(name: str, input_size: int | None = None) -> dict:
-    """Parameters and multiply-accumulates of the backbone at its input size."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    cfg = get_config(name)
-    size = input_size or cfg.input_size
-    backbone, _, _ = create_backbone(name, pretrained=False)
-    backbone.eval()
-    params = sum(p.numel() for p in backbone.parameters())
-    with FlopCounterMode(display=False) as fc, torch.no_grad():
-        backbone(torch.zeros(1, 3, size, size))
-    return {"params": params, "macs": fc.get_total_flops() // 2}
-
-
-def model_table() -> list[dict]:
-    rows = []
-    for name in list_models():
-        cfg = get_config(name)
-        st = model_stats(name)
-        rows.append({
-            "model": name,
-            "params_M": round(st["params"] / 1e6, 2),
-            "MMACs": round(st["macs"] / 1e6),
-            "input": cfg.input_size,
-            "features": cfg.feature_dim,
-            "imagenet_weights": "yes" if _weights.available(name) else "no (scratch or distill)",
-            "source": cfg.source,
-        })
-    return rows
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the table as JSON")
-
-
-def run(args: argparse.Namespace) -> int:
-    import json
-
-    rows = model_table()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
-    print("\n(params and MACs of the backbone at its input size; ImageNet weights are installed by `make setup`)")
-    return 0
 
 
 def config_dict(name: str) -> dict:

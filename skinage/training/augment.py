@@ -15,8 +15,7 @@ The steps are configured by a comma-separated spec (the ``--augment`` flag):
 ``noise``     Gaussian pixel noise, last: per image a standard deviation drawn uniformly from
               [0, ``noise_std``] (default 0.03, about 8 of 255 levels), then clipped to [0, 1].
               It teaches the model not to change its answer for changes far below what a
-              person sees (on utkface-age: class kept under +-1 level on 97 % of images instead
-              of 90 %); it did not bring the int8 file closer to fp32.
+              person sees.
 ``none``      no augmentation
 
 >>> import torch

@@ -11,13 +11,12 @@ augmented crop as the teacher and minimises
 * the embedding term pulls a learned linear projection ``P`` of the student's pooled
   features towards the teacher's embedding (cosine), by default *centred*: minus the
   teacher's mean embedding of the training crops. Pooled ReLU features are all positive
-  and share a large common part (on utkface-age, two different faces' MobileNetV2
-  embeddings have cosine 0.76 on average, and the mean embedding alone reaches 0.88), so
-  the uncentred loss is mostly satisfied by predicting the mean; centred, what is left to
-  match is what tells one face from another. A teacher fine-tuned from, or
-  frozen at, ImageNet weights thereby hands its representation to a student that
-  could not download one; every epoch draws new augmentations, so over a run the
-  student matches the teacher on many augmented images.
+  and share a large common part (the embeddings of two different faces point in much the
+  same direction, and so does their mean), so the uncentred loss is mostly satisfied by
+  predicting the mean; centred, what is left to match is what tells one face from another.
+  A teacher fine-tuned from, or frozen at, ImageNet weights thereby hands its representation
+  to a student that could not download one; every epoch draws new augmentations, so over a
+  run the student matches the teacher on many augmented images.
 
 When the student trains at another size than the teacher's, the teacher sees each crop resized
 to its own input size (its checkpoint's preprocessing), so its soft targets keep the quality
@@ -39,6 +38,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .device import autocast_context
 
 __all__ = ["soft_target_loss", "embedding_loss", "log_probs", "Distiller"]
 
@@ -156,8 +157,6 @@ class Distiller(nn.Module):
     @torch.no_grad()
     def teacher_targets(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher embedding (B, Dt) and log class probabilities (B, K) of the same batch."""
-        from .features import autocast_context
-
         if self.teacher_size and x.shape[-1] != self.teacher_size:
             # the teacher sees the student's crop at the size it was trained at (same content, its scale)
             x = F.interpolate(x.float(), size=(self.teacher_size, self.teacher_size), mode=self.teacher_interp,

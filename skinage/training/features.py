@@ -30,17 +30,19 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 import torch
 
 from ..data.crops import iter_batches
+from ..data.images import ImageError
 from ..data.manifest import row_bbox
 from ..utils import cache_dir, say
+from .device import autocast_context
 
-__all__ = ["FeatureCache", "image_key", "weights_hash", "autocast_context"]
+__all__ = ["FeatureCache", "image_key", "weights_hash"]
 
 
 def weights_hash(module: torch.nn.Module) -> str:
@@ -71,31 +73,6 @@ def image_key(path: str | os.PathLike, bbox=None) -> str:
     except OSError:
         ident = (p, None, None, _bbox_tuple(bbox))
     return hashlib.sha1(repr(ident).encode("utf-8")).hexdigest()
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU runs bf16 natively (AVX-512 BF16 or AMX), from /proc/cpuinfo flags."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def resolve_precision(precision: str, device: str = "cpu") -> str:
-    """``auto`` -> ``bf16`` where the CPU (or GPU) supports it natively, else ``fp32``."""
-    if precision != "auto":
-        return precision
-    if device.startswith("cuda"):
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_supports_bf16() else "fp32"
-
-
-def autocast_context(precision: str, device: str = "cpu"):
-    """``torch.autocast`` for bf16, a no-op context for fp32."""
-    dev = "cuda" if device.startswith("cuda") else "cpu"
-    return torch.autocast(dev, dtype=torch.bfloat16, enabled=(precision == "bf16"))
 
 
 class FeatureCache:
@@ -160,38 +137,49 @@ class FeatureCache:
         whose image cannot be read is reported through ``on_error(index, reason)``
         and gets NaN embeddings (the caller sets it aside).
         """
-        from ..data.images import ImageError
-
-        n = len(df)
-        D = self.model.feature_dim
-        out = np.full((n, 1 + views, D), np.nan, dtype=np.float32)
+        out = np.full((len(df), 1 + views, self.model.feature_dim), np.nan, dtype=np.float32)
         paths = df["path"].astype(str).tolist()
         bboxes = [row_bbox(r) for r in df.to_dict("records")]
         ikeys = [image_key(p, b) for p, b in zip(paths, bboxes)]
-        steps_tag = _spec_tag(aug_spec)
-        tag = f"{steps_tag}-r{rotate_deg:g}-s{crop_scale:g}"
-        if views and "noise" in steps_tag.split("-"):
-            tag += f"-n{noise_std:g}"  # only specs with noise: existing cache keys stay valid
-        todo: list[tuple[int, int]] = []
-        for i, k in enumerate(ikeys):
-            for v in range(1 + views):
-                f = self._file(k, v, tag)
-                try:
-                    out[i, v] = np.load(f)
-                    self.stats["reused"] += 1
-                except (OSError, ValueError):
-                    todo.append((i, v))
+        tag = _views_tag(views, aug_spec, rotate_deg, crop_scale, noise_std)
+        todo = self._read_cached(ikeys, views, tag, out)
         if not todo:
             return out
         # group the work per image so each crop is loaded once for all its views
         per_image: dict[int, list[int]] = {}
         for i, v in todo:
             per_image.setdefault(i, []).append(v)
-        items = list(per_image.items())
-        from .augment import build_augment, to_float
-
-        aug = build_augment(aug_spec, self.pre.size, rotate_deg, crop_scale, noise_std) if views else None
         bad: dict[int, str] = {}
+        aug = None
+        if views:
+            from .augment import build_augment
+
+            aug = build_augment(aug_spec, self.pre.size, rotate_deg, crop_scale, noise_std)
+        load = self._view_loader(paths, bboxes, ikeys, aug, bad)
+        n_img = self._compute(list(per_image.items()), load, ikeys, tag, views, out, desc)
+        self.stats["computed"] += n_img - sum(len(per_image[i]) for i in bad)
+        for i, reason in bad.items():
+            if on_error is not None:
+                on_error(i, reason)
+            else:
+                say(f"  set aside {paths[i]}: {reason}")
+        return out
+
+    def _read_cached(self, ikeys: list[str], views: int, tag: str, out: np.ndarray) -> list[tuple[int, int]]:
+        """Fill ``out`` with the cached views; the (row, view) pairs still to compute."""
+        todo: list[tuple[int, int]] = []
+        for i, k in enumerate(ikeys):
+            for v in range(1 + views):
+                try:
+                    out[i, v] = np.load(self._file(k, v, tag))
+                    self.stats["reused"] += 1
+                except (OSError, ValueError):
+                    todo.append((i, v))
+        return todo
+
+    def _view_loader(self, paths, bboxes, ikeys, aug, bad: dict[int, str]) -> Callable:
+        """``load((row, views)) -> [float image per view]``; an unreadable row gives ``[]`` and its reason in ``bad``."""
+        from .augment import to_float
 
         def load(item):
             i, vs = item
@@ -207,13 +195,19 @@ class FeatureCache:
             for v in vs:
                 if v == 0:
                     imgs.append(to_float(crop))
-                else:
+                else:  # seeded by the image and the view: a view is the same image whenever it is recomputed
                     seed = int(ikeys[i][:8], 16) ^ (v * 2654435761 % (1 << 31))
-                    g = torch.random.fork_rng(devices=[])
-                    with g:
+                    with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(seed)
                         imgs.append(aug(crop))
             return imgs
+
+        return load
+
+    def _compute(self, items: list, load: Callable, ikeys: list[str], tag: str, views: int, out: np.ndarray,
+                 desc: str) -> int:
+        """Embed the views of ``items`` ((row, [views]) pairs), store them in ``out`` and the cache; the view count."""
+        from tqdm.auto import tqdm
 
         self.model.eval()
         model = self.model.to(self.device)
@@ -221,49 +215,53 @@ class FeatureCache:
             model = model.to(memory_format=torch.channels_last)
         t0 = time.perf_counter()
         n_img = sum(len(vs) for _, vs in items)
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=n_img, desc=desc, unit="img", disable=not self.progress, leave=False, dynamic_ncols=True)
         # batch by images so a batch holds about batch_size views
         per = max(1, self.batch_size // max(1, 1 + views)) if views else self.batch_size
         with torch.inference_mode():
             for chunk, loaded in iter_batches(items, per, load, workers=1):
-                flat, where = [], []
-                for (i, vs), imgs in zip(chunk, loaded):
-                    for v, img in zip(vs, imgs):
-                        flat.append(img)
-                        where.append((i, v))
-                if not flat:
-                    continue
+                flat = [(i, v, img) for (i, vs), imgs in zip(chunk, loaded) for v, img in zip(vs, imgs)]
                 for s in range(0, len(flat), self.batch_size):
-                    x = torch.stack(flat[s:s + self.batch_size]).to(self.device)
+                    part = flat[s:s + self.batch_size]
+                    x = torch.stack([img for _, _, img in part]).to(self.device)
                     if self.channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     with autocast_context(self.precision, self.device):
                         emb = model.features(x)
-                    emb = emb.float().cpu().numpy()
-                    for (i, v), e in zip(where[s:s + self.batch_size], emb):
+                    for (i, v, _), e in zip(part, emb.float().cpu().numpy()):
                         out[i, v] = e
-                        f = self._file(ikeys[i], v, tag)
-                        f.parent.mkdir(exist_ok=True)
-                        tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
-                        with open(tmp, "wb") as fh:
-                            np.save(fh, e)
-                        os.replace(tmp, f)
-                    bar.update(len(emb))
-                    el = time.perf_counter() - t0
-                    bar.set_postfix_str(f"{bar.n / max(el, 1e-9):.1f} img/s")
+                        _save_npy(self._file(ikeys[i], v, tag), e)
+                    bar.update(len(part))
+                    bar.set_postfix_str(f"{bar.n / max(time.perf_counter() - t0, 1e-9):.1f} img/s")
         bar.close()
         if self.channels_last:
             self.model.to(memory_format=torch.contiguous_format)
-        self.stats["computed"] += n_img - sum(len(per_image[i]) for i in bad)
         self.stats["seconds"] += time.perf_counter() - t0
-        for i, reason in bad.items():
-            if on_error is not None:
-                on_error(i, reason)
-            else:
-                say(f"  set aside {paths[i]}: {reason}")
-        return out
+        return n_img
+
+
+def _save_npy(f: Path, e: np.ndarray) -> None:
+    """Write one embedding atomically (a reader never sees half a file)."""
+    f.parent.mkdir(exist_ok=True)
+    tmp = f.with_name(f".{f.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, e)
+    os.replace(tmp, f)
+
+
+def _views_tag(views: int, aug_spec: str, rotate_deg: float, crop_scale: float, noise_std: float) -> str:
+    """The augmented views' part of the file names: the steps and their strengths.
+
+    >>> _views_tag(1, "flip,rotate,jitter,crop", 10.0, 0.75, 0.03)
+    'flip-rotate-jitter-crop-r10-s0.75'
+    >>> _views_tag(1, "flip,noise", 10.0, 0.75, 0.05)
+    'flip-noise-r10-s0.75-n0.05'
+    """
+    steps_tag = _spec_tag(aug_spec)
+    tag = f"{steps_tag}-r{rotate_deg:g}-s{crop_scale:g}"
+    if views and "noise" in steps_tag.split("-"):
+        tag += f"-n{noise_std:g}"  # only specs with noise: existing cache keys stay valid
+    return tag
 
 
 def _spec_tag(spec: str) -> str:

@@ -1,7 +1,7 @@
 """``skinage train``: a manifest in, a trained, self-describing model in a run folder out.
 
-Three modes share one loop (AdamW, cosine or step schedule with warm-up, early
-stopping, per-epoch checkpoints, exact resume):
+Three modes share one loop (:mod:`skinage.training.loop`: AdamW, cosine or step schedule
+with warm-up, early stopping, per-epoch checkpoints, exact resume):
 
 ``feature``   the backbone is frozen; its embeddings of every image (plus
               ``--aug-views N`` augmented views of each training image) are computed
@@ -20,7 +20,13 @@ A run folder ``<project>/<name>`` (``runs/train``, ``runs/train2``, ...) holds
 ``weights/last.*`` (safetensors + JSON metadata), ``weights/last_state.pt``
 (optimizer, scheduler, epoch, RNG states, early-stopping state; loaded with
 ``weights_only=True``), ``metrics.json`` (val and test at the best epoch),
-``predictions.csv`` (test split) and ``set_aside.csv`` (unreadable images, if any).
+``predictions.csv`` (test split) and ``set_aside.csv`` (unreadable images, if any); see
+:mod:`skinage.training.run`.
+
+The best epoch is the one with the best validation score ``--select`` (see
+:mod:`skinage.training.selection`): an undefined score (NaN, e.g. QWK when the validation labels
+and predictions hold one class between them) ranks below every defined one, and ties go to the
+lower validation loss.
 
 Python API: ``skinage.train(data="m.csv", model="mobilenet_v2", mode="feature", epochs=30)``
 returns a :class:`TrainResult` (``.run_dir``, ``.metrics``; usable as a path).
@@ -29,25 +35,20 @@ returns a :class:`TrainResult` (``.run_dir``, ``.metrics``; usable as a path).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import math
-import os
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
 from ..config import (ConfigError, Progress, RunFolder, Seeded, Threaded, add_config_arguments,
-                     build_config, config_from_args, config_to_dict)
-from ..models.decode import predict_labels  # noqa: F401 - re-exported: training selects epochs with it
-from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
+                     build_config, config_from_args)
+from ..utils import say
+from .loop import TrainingInterrupted, finish, fit
+from .optim import SCHEDULES
 
-__all__ = ["TrainConfig", "TrainResult", "train", "add_arguments", "run", "compute_metrics",
-           "predict_labels", "increment_run_dir"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "resolve_config", "preprocess",
+           "add_arguments", "run", "MODES", "MODE_DEFAULTS"]
 
 MODES = ("feature", "finetune", "distill")
 # mode -> (epochs, lr, batch size, weight decay)
@@ -69,11 +70,11 @@ class TrainConfig(RunFolder, Threaded, Progress, Seeded):
     batch_size: Optional[int] = field(default=None, metadata={"help": "training batch size (default: feature 64, finetune/distill 32)"})
     lr: Optional[float] = field(default=None, metadata={"help": "peak AdamW learning rate (default: feature 1e-3, finetune 3e-4, distill 1e-3)"})
     weight_decay: Optional[float] = field(default=None, metadata={"help": "AdamW weight decay (default 1e-4)"})
-    schedule: str = field(default="cosine", metadata={"help": "learning-rate schedule after warm-up", "choices": ("cosine", "step", "constant")})
+    schedule: str = field(default="cosine", metadata={"help": "learning-rate schedule after warm-up: cosine down to 0.01 of the peak, x0.1 every --step-size epochs, or constant", "choices": SCHEDULES})
     warmup: float = field(default=1.0, metadata={"help": "linear warm-up length in epochs (fractions allowed)"})
     step_size: Optional[int] = field(default=None, metadata={"help": "step schedule: epochs between x0.1 decays (default: epochs // 3)"})
     patience: int = field(default=10, metadata={"help": "stop after this many epochs without a better validation score (0 = never)"})
-    select: str = field(default="auto", metadata={"help": "validation score that picks the best epoch (auto: qwk for ordered classes, else macro_f1)", "choices": ("auto", "qwk", "macro_f1", "accuracy", "loss")})
+    select: str = field(default="auto", metadata={"help": "validation score that picks the best epoch (auto: qwk for ordered classes, else macro_f1; qwk needs ordered classes); an undefined score (NaN, e.g. qwk when one class occurs) counts as the worst, ties go to the lower validation loss", "choices": ("auto", "qwk", "macro_f1", "accuracy", "loss")})
     hidden: tuple[int, ...] = field(default=(), metadata={"help": "hidden layer sizes of the head, e.g. 256,32 (empty: linear head)", "type": "ints"})
     dropout: tuple[float, ...] = field(default=(0.2,), metadata={"help": "dropout per hidden layer (one value for all)", "type": "floats"})
     batchnorm: bool = field(default=False, metadata={"help": "batch norm after each hidden layer of the head"})
@@ -122,127 +123,6 @@ class TrainResult:
         return str(self.run_dir)
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Raised by the ``interrupt_at`` test hook, like a Ctrl-C or a kill."""
-
-
-# ----------------------------------------------------------------------------------------------
-# small helpers
-
-
-def increment_run_dir(project: Path, name: str, exist_ok: bool = False) -> Path:
-    """``project/name``, or ``project/name2``, ``name3``, ... if taken.
-
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> increment_run_dir(d, "train").name
-    'train'
-    >>> (d / "train").mkdir(); increment_run_dir(d, "train").name
-    'train2'
-    """
-    project = Path(project)
-    p = project / name
-    if exist_ok or not p.exists():
-        return p
-    i = 2
-    while (project / f"{name}{i}").exists():
-        i += 1
-    return project / f"{name}{i}"
-
-
-def compute_metrics(y: np.ndarray, pred: np.ndarray, num_classes: int, ordered: bool) -> dict:
-    """Accuracy, macro-F1 and (ordered classes) QWK, MAE, within-one, with scikit-learn.
-
-    >>> m = compute_metrics(np.array([0, 1, 2, 2]), np.array([0, 1, 1, 2]), 3, True)
-    >>> m["accuracy"], round(m["mae"], 2), m["within_one"]
-    (0.75, 0.25, 1.0)
-    """
-    from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score
-
-    y = np.asarray(y, dtype=np.int64)
-    pred = np.asarray(pred, dtype=np.int64)
-    labels = list(range(num_classes))
-    out = {
-        "n": int(len(y)),
-        "accuracy": float(accuracy_score(y, pred)),
-        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
-    }
-    if ordered:
-        with np.errstate(all="ignore"):
-            k = cohen_kappa_score(y, pred, labels=labels, weights="quadratic")
-        out["qwk"] = float(k) if np.isfinite(k) else 0.0
-        out["mae"] = float(np.abs(y - pred).mean())
-        out["within_one"] = float((np.abs(y - pred) <= 1).mean())
-    return out
-
-
-def _seed_epoch(seed: int, epoch: int) -> "Any":
-    """Seed every RNG from (seed, epoch): each epoch is a pure function of the state before it."""
-    import torch
-
-    s = (int(seed) * 1_000_003 + int(epoch) * 7919 + 17) % (2**31 - 1)
-    random.seed(s)
-    np.random.seed(s)
-    torch.manual_seed(s)
-    return torch.Generator().manual_seed(s)
-
-
-def _rng_state() -> dict:
-    import torch
-
-    npst = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy_keys": torch.from_numpy(npst[1].astype(np.int64)),
-        "numpy_pos": int(npst[2]),
-        "numpy_gauss": [int(npst[3]), float(npst[4])],
-        "python": repr(random.getstate()),
-    }
-
-
-def _set_rng_state(st: dict) -> None:
-    import ast
-
-    import torch
-
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(("MT19937", st["numpy_keys"].numpy().astype(np.uint32), st["numpy_pos"],
-                         int(st["numpy_gauss"][0]), float(st["numpy_gauss"][1])))
-    random.setstate(ast.literal_eval(st["python"]))
-
-
-def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warm = int(round(cfg.warmup * steps_per_epoch))
-    warm = min(warm, total - 1) if total > 1 else 0
-    step_size = cfg.step_size or max(1, cfg.epochs // 3)
-
-    def f(step: int) -> float:
-        if warm > 0 and step < warm:
-            return (step + 1) / warm
-        if cfg.schedule == "constant":
-            return 1.0
-        if cfg.schedule == "step":
-            return 0.1 ** ((step // steps_per_epoch) // step_size)
-        t = (step - warm) / max(1, total - warm)
-        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t)))
-
-    return f
-
-
-def _carve_val(df, seed: int):
-    """No 'val' rows: move ~15 % of the training people to val (grouped by subject)."""
-    from sklearn.model_selection import GroupShuffleSplit
-
-    tr = df.index[df["split"] == "train"]
-    groups = df.loc[tr, "subject"].astype(str).values if "subject" in df.columns else np.arange(len(tr))
-    gss = GroupShuffleSplit(n_splits=1, test_size=0.15, random_state=seed)
-    _, vi = next(gss.split(np.zeros(len(tr)), groups=groups))
-    df = df.copy()
-    df.loc[tr[vi], "split"] = "val"
-    return df
-
-
 # ----------------------------------------------------------------------------------------------
 # configuration
 
@@ -282,6 +162,11 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
         preprocess(cfg)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    _check_combinations(cfg)
+    return cfg
+
+
+def _check_combinations(cfg: TrainConfig) -> None:
     if cfg.mode == "distill" and cfg.teacher is None:
         raise ConfigError("distill mode needs --teacher RUN (a run folder or checkpoint of a trained model)")
     if cfg.mode != "feature" and cfg.aug_views:
@@ -302,7 +187,6 @@ def resolve_config(cfg: TrainConfig) -> TrainConfig:
     from .augment import parse_augment
 
     parse_augment(cfg.augment)
-    return cfg
 
 
 def preprocess(cfg: TrainConfig, region: Optional[str] = None):
@@ -313,135 +197,7 @@ def preprocess(cfg: TrainConfig, region: Optional[str] = None):
 
 
 # ----------------------------------------------------------------------------------------------
-# data
-
-
-class _Data:
-    """The manifest split into train / val / test with labels; unreadable rows set aside."""
-
-    def __init__(self, cfg: TrainConfig):
-        from ..data.manifest import read_manifest
-
-        man = read_manifest(cfg.data)
-        df = man.df.reset_index(drop=True)
-        if "split" not in df.columns:
-            raise ConfigError(f"{cfg.data} has no 'split' column; ingest it with `skinage ingest` (which makes person-grouped splits)")
-        df["split"] = df["split"].astype(str).str.lower()
-        if not (df["split"] == "train").any():
-            raise ConfigError(f"{cfg.data} has no rows with split == 'train'")
-        self.carved_val = False
-        if not (df["split"] == "val").any():
-            df = _carve_val(df, cfg.seed)
-            self.carved_val = True
-            say("  no 'val' split in the manifest: 15 % of the training people (by subject) are used for validation")
-        self.df = df
-        self.classes = [str(c) for c in man.classes]
-        self.meta = dict(man.meta or {})
-        self.ordered = bool(self.meta.get("ordinal", False)) or bool(cfg.ordinal)
-        self.K = len(self.classes)
-        if self.K < 2:
-            raise ConfigError(f"{cfg.data} has {self.K} class(es); a classifier needs at least 2")
-        self.set_aside: list[dict] = []
-        self.model_name = cfg.model
-
-    def rows(self, split: str):
-        return self.df[self.df["split"] == split]
-
-    def aside(self, row, reason: str) -> None:
-        self.set_aside.append({"path": str(row.get("path", "")), "split": str(row.get("split", "")), "reason": reason})
-
-
-# ----------------------------------------------------------------------------------------------
-# the run
-
-
-class _Run:
-    def __init__(self, cfg: TrainConfig, run_dir: Path, resuming: bool):
-        import torch
-
-        self.cfg = cfg
-        self.dir = run_dir
-        self.wdir = run_dir / "weights"
-        self.resuming = resuming
-        self.pre = None  # the Preprocess, set once the manifest is read (its region)
-        self.device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        from .features import resolve_precision
-
-        p = cfg.precision
-        if p == "auto":
-            self.precision = "fp32" if cfg.mode == "feature" else resolve_precision("auto", self.device)
-        else:
-            self.precision = p
-        self.rows: list[dict] = []
-
-    # -- artifacts ------------------------------------------------------------------------------
-    def write_results(self) -> None:
-        import pandas as pd
-
-        with atomic_write(self.dir / "results.csv", "w", encoding="utf-8", newline="") as f:
-            pd.DataFrame(self.rows).to_csv(f, index=False, float_format="%.6g")
-
-    def ckpt_meta(self, epoch: int) -> dict:
-        cfg = self.cfg
-        from ..models.checkpoint import versions
-
-        return {
-            "classes": self.data.classes,
-            "ordered": self.data.ordered,
-            "mode": cfg.mode,
-            "epoch": epoch,
-            "preprocessing": self.pre.to_meta(),
-            "versions": versions(),
-            "train": {"data": str(cfg.data), "seed": cfg.seed, "precision": self.precision,
-                      "teacher": str(cfg.teacher) if cfg.teacher else None},
-        }
-
-
-def _build_model(cfg: TrainConfig, K: int):
-    from ..models.model import SkinageModel
-    from ..models.weights import WeightsMissing
-
-    try:
-        return SkinageModel(cfg.model, K, hidden=cfg.hidden, dropout=cfg.dropout, batchnorm=cfg.batchnorm,
-                            ordinal=cfg.ordinal, pretrained=cfg.pretrained, tta=cfg.tta)
-    except WeightsMissing as e:
-        raise ConfigError(f"{e}; or train from scratch with --no-pretrained") from None
-
-
-def _init_from(model, path, classes) -> None:
-    """Copy every tensor of a run's checkpoint whose name and shape match (``--init``)."""
-    from ..models.checkpoint import load_checkpoint
-
-    src, meta = load_checkpoint(path)
-    if meta["model"] != model.backbone_name:
-        raise ConfigError(f"--init {path} is a {meta['model']} checkpoint; this run trains {model.backbone_name}")
-    if [str(c) for c in meta["classes"]] != list(classes):
-        raise ConfigError(f"--init {path} predicts {meta['classes']}, this data has {list(classes)}")
-    own = model.state_dict()
-    take = {k: v for k, v in src.state_dict().items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(take, strict=False)
-    skipped = len(own) - len(take)
-    model.weights_from = f"run:{meta.get('checkpoint', path)} (from {meta.get('weights_from')})"
-    say(f"  initialised from {path}: {len(take)} tensors" + (f", {skipped} kept fresh (head differs)" if skipped else ""))
-
-
-def _class_weights(y: np.ndarray, K: int):
-    import torch
-
-    counts = np.bincount(y, minlength=K).astype(np.float64)
-    w = np.where(counts > 0, len(y) / (K * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(w, dtype=torch.float32)
-
-
-def _order(n: int, y, balance: bool, gen):
-    """Index order of one epoch: a permutation, or a class-balanced draw with replacement."""
-    import torch
-
-    if not balance:
-        return torch.randperm(n, generator=gen)
-    counts = torch.bincount(y)
-    w = 1.0 / counts[y].float()
-    return torch.multinomial(w, n, replacement=True, generator=gen)
+# the command
 
 
 def train(data=None, model: str | None = None, mode: str | None = None, **options) -> TrainResult:
@@ -479,19 +235,11 @@ def train(data=None, model: str | None = None, mode: str | None = None, **option
 
 
 def _load_resume(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
-    import yaml
+    """The options of the run ``cfg.resume`` continues (its args.yaml; threads, progress and the test hook
+    from ``cfg``) and its folder."""
+    from .run import read_resume_args
 
-    run_dir = Path(cfg.resume)
-    if (run_dir / "weights" / "last_state.pt").is_file() is False and (run_dir.name == "weights"):
-        run_dir = run_dir.parent
-    args = run_dir / "args.yaml"
-    if not args.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no args.yaml); --resume takes the folder of a run started with `skinage train`")
-    if not (run_dir / "weights" / "last_state.pt").is_file():
-        raise FileNotFoundError(f"{run_dir} has no weights/last_state.pt: the run stopped before finishing its first epoch; start it again")
-    saved = yaml.safe_load(args.read_text(encoding="utf-8")) or {}
-    saved.pop("resume", None)
-    saved.pop("precision_used", None)
+    run_dir, saved = read_resume_args(cfg.resume)
     new = build_config(TrainConfig, saved)
     if cfg.interrupt_at is not None:
         new = dataclasses.replace(new, interrupt_at=cfg.interrupt_at)
@@ -502,73 +250,68 @@ def _load_resume(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
 
 
 def _train(cfg: TrainConfig) -> TrainResult:
-    import torch
+    from .device import torch_threads
 
-    threads_before = torch.get_num_threads()
-    try:
-        return _train_inner(cfg)
-    finally:
-        torch.set_num_threads(threads_before)
-
-
-def _train_inner(cfg: TrainConfig) -> TrainResult:
-    import torch
-
-    resuming = cfg.resume is not None
-    if resuming:
+    run_dir = None
+    if cfg.resume is not None:
         cfg, run_dir = _load_resume(cfg)
     cfg = resolve_config(cfg)
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    data = _Data(cfg)  # read the manifest first: a wrong --data leaves no empty run folder behind
+    with torch_threads(cfg.threads):
+        return _run(cfg, run_dir)
+
+
+def _run(cfg: TrainConfig, run_dir: Optional[Path]) -> TrainResult:
+    """Train the resolved ``cfg`` into a new run folder, or continue the one in ``run_dir``."""
+    import torch
+
+    from .data import TrainData
+    from .run import Run, increment_run_dir
+    from .selection import selection_metric
+    from .start import build_model, init_from
+
+    resuming = run_dir is not None
+    data = TrainData(cfg.data, cfg.seed, cfg.ordinal)  # first: a wrong --data leaves no empty run folder behind
+    try:
+        selection_metric(cfg.select, data.ordered)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if not resuming:
         run_dir = increment_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok)
-    run = _Run(cfg, run_dir, resuming)
-    (run_dir / "weights").mkdir(parents=True, exist_ok=True)
-    if not resuming:
-        import yaml
-
-        saved = config_to_dict(cfg)
-        saved.pop("interrupt_at", None)
-        saved["resume"] = None
-        saved["precision_used"] = run.precision
-        atomic_write_text(run_dir / "args.yaml", yaml.safe_dump(saved, sort_keys=False, allow_unicode=True))
+    run = Run(cfg, run_dir, data, preprocess(cfg, data.region), resuming)
+    run.start()
     say(f"skinage train: {cfg.mode} {cfg.model} on {cfg.data} -> {run_dir}" + (" (resuming)" if resuming else ""))
     t_start = time.perf_counter()
-    run.data = data
-    run.pre = preprocess(cfg, data.meta.get("region"))
     torch.manual_seed(cfg.seed)
-    model = _build_model(cfg, data.K)
+    model = build_model(cfg, data.K)
     if cfg.init is not None and not resuming:
-        _init_from(model, cfg.init, data.classes)
-    if cfg.mode == "feature":
-        from .loops import FeatureTask
-
-        task = FeatureTask(run, model)
-    else:
-        from .loops import ImageTask
-
-        task = ImageTask(run, model)
-    from .loops import fit
-
+        init_from(model, cfg.init, data.classes)
+    task = _task(run, model)
     try:
-        fit(run, task)
+        best_epoch = fit(run, task)
     except KeyboardInterrupt:
-        if (run_dir / "weights" / "last_state.pt").is_file():
+        if run.has_state():
             say(f"\n  interrupted; continue with: skinage train --resume {run_dir}")
         raise
-    metrics = task.finish()
+    metrics = finish(run, task, best_epoch)
     metrics["time_s"] = round(time.perf_counter() - t_start, 2)
     metrics["set_aside"] = len(data.set_aside)
-    atomic_write_json(run_dir / "metrics.json", metrics)
-    if data.set_aside:
-        import pandas as pd
-
-        with atomic_write(run_dir / "set_aside.csv", "w", encoding="utf-8", newline="") as f:
-            pd.DataFrame(data.set_aside).to_csv(f, index=False)
-        say(f"  {len(data.set_aside)} image(s) set aside (unreadable); reasons in {run_dir / 'set_aside.csv'}")
+    run.write_metrics(metrics)
+    aside = run.write_set_aside()
+    if aside is not None:
+        say(f"  {len(data.set_aside)} image(s) set aside (unreadable); reasons in {aside}")
     _summary(metrics, run_dir)
     return TrainResult(run_dir, metrics)
+
+
+def _task(run, model):
+    """The task of the run's mode: a head on cached features, or the model on augmented crops."""
+    if run.cfg.mode == "feature":
+        from .feature_task import FeatureTask
+
+        return FeatureTask(run, model)
+    from .image_task import ImageTask
+
+    return ImageTask(run, model)
 
 
 def _summary(m: dict, run_dir: Path) -> None:

@@ -19,8 +19,6 @@ configuration in ``feature`` mode into ``<project>/<name>-best``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,12 @@ import numpy as np
 
 from ..config import (ConfigError, Progress, RunFolder, Seeded, Threaded, add_config_arguments,
                      build_config, config_from_args, config_to_dict)
+from ..models.decode import predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
+from . import optim
+from .batches import epoch_batches, n_batches
+from .run import increment_run_dir
+from .selection import compute_metrics, selection_metric, worst_if_nan
 
 __all__ = ["TuneConfig", "TuneResult", "tune", "fit_head", "HIDDEN_CHOICES", "add_arguments", "run"]
 
@@ -50,7 +53,7 @@ class TuneConfig(RunFolder, Threaded, Progress, Seeded):
     aug_views: int = field(default=2, metadata={"help": "largest number of augmented views per training image tried (0: none)"})
     augment: str = field(default="flip,rotate,jitter,crop", metadata={"help": "augmentation steps of the views"})
     ordinal: Optional[str] = field(default=None, metadata={"help": "ordinal head (corn / coral) for every trial", "choices": ("none", "corn", "coral")})
-    select: str = field(default="auto", metadata={"help": "score: auto (qwk for ordered classes, else macro_f1), qwk, macro_f1, accuracy", "choices": ("auto", "qwk", "macro_f1", "accuracy")})
+    select: str = field(default="auto", metadata={"help": "score of a trial, on the pooled out-of-fold predictions: auto (qwk for ordered classes, else macro_f1), qwk (ordered classes only), macro_f1, accuracy; an undefined score (NaN) ranks below every defined one", "choices": ("auto", "qwk", "macro_f1", "accuracy")})
     size: Optional[int] = field(default=None, metadata={"help": "input side in pixels (default: the model's)"})
     margin: float = field(default=0.0, metadata={"help": "extra margin around the bounding box"})
     square: bool = field(default=False, metadata={"help": "square the bounding box before cropping"})
@@ -74,7 +77,7 @@ class TuneResult:
 
 def fit_head(X, y, num_classes: int, *, hidden=(), dropout=0.0, batchnorm=False, ordinal=None, lr=1e-3,
              weight_decay=1e-4, batch_size=64, epochs=40, seed=0, class_weights=True, warmup=1.0):
-    """Train a :class:`skinage.models.heads.Head` on embeddings (AdamW, warm-up + cosine).
+    """Train a :class:`skinage.models.heads.Head` on embeddings (AdamW, warm-up + cosine, as ``skinage train``).
 
     Returns the head in eval mode.
 
@@ -94,30 +97,13 @@ def fit_head(X, y, num_classes: int, *, hidden=(), dropout=0.0, batchnorm=False,
     Xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
     yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
     head = Head(Xt.shape[1], num_classes, hidden=hidden, dropout=dropout, batchnorm=batchnorm, ordinal=ordinal)
-    w = None
-    if class_weights:
-        counts = torch.bincount(yt, minlength=num_classes).float()
-        w = torch.where(counts > 0, len(yt) / (num_classes * counts.clamp_min(1)), torch.zeros_like(counts))
-    loss_fn = make_loss(num_classes, ordinal, w)
-    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = make_loss(num_classes, ordinal, optim.class_weights(yt.numpy(), num_classes) if class_weights else None)
+    opt = optim.adamw(head.parameters(), lr, weight_decay)
     n = len(yt)
-    nb = max(1, math.ceil(n / batch_size))
-    if nb > 1 and n % batch_size == 1:
-        nb -= 1
-    total, warm = epochs * nb, int(warmup * nb)
-
-    def lam(step):
-        if step < warm:
-            return (step + 1) / warm
-        t = (step - warm) / max(1, total - warm)
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lam)
+    sched = optim.lr_scheduler(opt, epochs, n_batches(n, batch_size), warmup)
     head.train()
     for _ in range(epochs):
-        order = torch.randperm(n, generator=g)
-        for b in range(nb):
-            idx = order[b * batch_size:(b + 1) * batch_size]
+        for idx in epoch_batches(n, batch_size, g):
             loss = loss_fn(head(Xt[idx]), yt[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -132,38 +118,44 @@ def _hidden(s: str) -> tuple:
 
 def tune(data=None, model: str | None = None, **options) -> TuneResult:
     """Search head hyper-parameters (the ``skinage tune`` command); see the module doc."""
+    from .device import torch_threads
+
     values = dict(options)
     if data is not None:
         values["data"] = data
     if model is not None:
         values["model"] = model
     cfg = build_config(TuneConfig, values)
-    import torch
-
-    before = torch.get_num_threads()
-    try:
+    with torch_threads(cfg.threads):
         return _tune(cfg)
-    finally:
-        torch.set_num_threads(before)
 
 
-def _tune(cfg: TuneConfig) -> TuneResult:
-    import optuna
-    import pandas as pd
+@dataclass
+class _Problem:
+    """What every trial scores on: the embeddings (N, 1 + views, D) of the train + val rows, their labels and folds."""
+
+    feats: np.ndarray
+    y: np.ndarray
+    folds: list
+    K: int
+    ordered: bool
+    ordinal: Optional[str]
+    metric: str
+    set_aside: list
+    features_dir: str
+
+
+def _problem(cfg: TuneConfig) -> _Problem:
+    """Read the manifest, embed its train + val rows (through the feature cache) and cut the person-grouped folds."""
     import torch
-    import yaml
     from sklearn.model_selection import StratifiedGroupKFold
 
     from ..data.manifest import read_manifest
     from ..models.model import SkinageModel
     from ..preprocess import Preprocess
+    from .device import resolve_precision
     from .features import FeatureCache
-    from .train import compute_metrics, increment_run_dir, predict_labels
 
-    if cfg.data is None:
-        raise ConfigError("no data: give --data MANIFEST")
-    if cfg.trials < 1 or cfg.folds < 2:
-        raise ConfigError("--trials must be >= 1 and --folds >= 2")
     man = read_manifest(cfg.data)
     try:
         pre = Preprocess.for_model(cfg.model, size=cfg.size, margin=cfg.margin, square=cfg.square,
@@ -171,29 +163,16 @@ def _tune(cfg: TuneConfig) -> TuneResult:
     except ValueError as e:
         raise ConfigError(str(e)) from None
     ordinal = None if cfg.ordinal in (None, "", "none") else cfg.ordinal
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    run_dir = increment_run_dir(cfg.project, cfg.name or "tune", cfg.exist_ok)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "args.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True))
-    say(f"skinage tune: {cfg.trials} trials, {cfg.folds}-fold person-grouped CV, {cfg.model} features -> {run_dir}")
-
+    ordered = bool(man.meta.get("ordinal", False)) or bool(ordinal)
+    try:
+        metric = selection_metric(cfg.select, ordered)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     df = man.df
     df = df[df["split"].astype(str).str.lower().isin(["train", "val"])].reset_index(drop=True)
-    K = len(man.classes)
-    ordered = bool(man.meta.get("ordinal", False)) or bool(ordinal)
-    metric = cfg.select if cfg.select != "auto" else ("qwk" if ordered else "macro_f1")
-    if metric == "qwk" and not ordered:
-        raise ConfigError("--select qwk needs ordered classes (an ordinal manifest or --ordinal)")
-
     torch.manual_seed(cfg.seed)
-    net = SkinageModel(cfg.model, K, pretrained=cfg.pretrained)
-    prec = cfg.precision
-    if prec == "auto":
-        from .features import resolve_precision
-
-        prec = resolve_precision("auto")
-    cache = FeatureCache(net, pre, precision=prec, progress=cfg.progress)
+    net = SkinageModel(cfg.model, len(man.classes), pretrained=cfg.pretrained)
+    cache = FeatureCache(net, pre, precision=resolve_precision(cfg.precision), progress=cfg.progress)
     bad: set[int] = set()
     set_aside = []
 
@@ -211,6 +190,13 @@ def _tune(cfg: TuneConfig) -> TuneResult:
     groups = df["subject"].astype(str).to_numpy() if "subject" in df.columns else np.arange(len(df)).astype(str)
     cv = StratifiedGroupKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
     folds = list(cv.split(np.zeros(len(y)), y, groups))
+    return _Problem(feats, y, folds, len(man.classes), ordered, ordinal, metric, set_aside, str(cache.dir))
+
+
+def _objective(cfg: TuneConfig, pb: _Problem):
+    """Optuna's objective: a trial's options -> its pooled out-of-fold score (NaN, undefined, ranks worst)."""
+    import optuna
+    import torch
 
     def objective(trial: "optuna.Trial") -> float:
         hidden = _hidden(trial.suggest_categorical("hidden", list(HIDDEN_CHOICES)))
@@ -223,37 +209,43 @@ def _tune(cfg: TuneConfig) -> TuneResult:
             "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-1, log=True),
         }
         views = trial.suggest_int("aug_views", 0, cfg.aug_views) if cfg.aug_views > 0 else 0
+        feats, y, K = pb.feats, pb.y, pb.K
         oof = np.full((len(y), K), np.nan, dtype=np.float64)
         fold_scores = []
-        for f, (tr, va) in enumerate(folds):
+        for f, (tr, va) in enumerate(pb.folds):
             Xtr = feats[tr][:, : 1 + views].reshape(-1, feats.shape[-1])
-            ytr = np.repeat(y[tr], 1 + views)
-            head = fit_head(Xtr, ytr, K, ordinal=ordinal, epochs=cfg.epochs, seed=cfg.seed + f, **params)
+            head = fit_head(Xtr, np.repeat(y[tr], 1 + views), K, ordinal=pb.ordinal, epochs=cfg.epochs,
+                            seed=cfg.seed + f, **params)
             with torch.no_grad():
                 probs = head.probs(head(torch.from_numpy(feats[va][:, 0]))).numpy()
             oof[va] = probs
-            m = compute_metrics(y[va], predict_labels(probs, ordinal), K, ordered)
-            fold_scores.append(m[metric])
-            trial.report(float(np.mean(fold_scores)), f)
+            m = compute_metrics(y[va], predict_labels(probs, pb.ordinal), K, pb.ordered)
+            fold_scores.append(m[pb.metric])
+            trial.report(float(np.mean([worst_if_nan(s) for s in fold_scores])), f)
             if trial.should_prune():
                 raise optuna.TrialPruned()
-        m = compute_metrics(y, predict_labels(oof, ordinal), K, ordered)
+        m = compute_metrics(y, predict_labels(oof, pb.ordinal), K, pb.ordered)
         for k, v in m.items():
             trial.set_user_attr(f"cv_{k}", v)
         trial.set_user_attr("fold_scores", [round(s, 4) for s in fold_scores])
-        return float(m[metric])
+        return worst_if_nan(m[pb.metric])
 
-    def save_trials(study, _trial=None):
-        tdf = study.trials_dataframe()
+    return objective
+
+
+def _search(cfg: TuneConfig, run_dir: Path, objective, metric: str):
+    """Run the Optuna study (TPE, median pruning), writing trials.csv after every trial."""
+    import optuna
+    from tqdm.auto import tqdm
+
+    def save_trials(study):
         with atomic_write(run_dir / "trials.csv", "w", encoding="utf-8", newline="") as fh:
-            tdf.to_csv(fh, index=False)
+            study.trials_dataframe().to_csv(fh, index=False)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=cfg.seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner, study_name=run_dir.name)
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=cfg.trials, desc="trials", unit="trial", disable=not cfg.progress, dynamic_ncols=True)
 
     def cb(study, trial):
@@ -267,6 +259,23 @@ def _tune(cfg: TuneConfig) -> TuneResult:
     study.optimize(objective, n_trials=cfg.trials, timeout=cfg.timeout, callbacks=[cb])
     bar.close()
     save_trials(study)
+    return study
+
+
+def _tune(cfg: TuneConfig) -> TuneResult:
+    import optuna
+    import yaml
+
+    if cfg.data is None:
+        raise ConfigError("no data: give --data MANIFEST")
+    if cfg.trials < 1 or cfg.folds < 2:
+        raise ConfigError("--trials must be >= 1 and --folds >= 2")
+    run_dir = increment_run_dir(cfg.project, cfg.name or "tune", cfg.exist_ok)
+    say(f"skinage tune: {cfg.trials} trials, {cfg.folds}-fold person-grouped CV, {cfg.model} features -> {run_dir}")
+    pb = _problem(cfg)  # first: a wrong manifest or option leaves no run folder behind
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "args.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False, allow_unicode=True))
+    study = _search(cfg, run_dir, _objective(cfg, pb), pb.metric)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise RuntimeError("no trial completed")
@@ -277,29 +286,34 @@ def _tune(cfg: TuneConfig) -> TuneResult:
         "hidden": list(_hidden(bp["hidden"])), "dropout": [round(bp["dropout"], 4)],
         "batchnorm": bool(bp.get("batchnorm", False)), "batch_size": int(bp["batch_size"]),
         "lr": float(f"{bp['lr']:.3g}"), "weight_decay": float(f"{bp['weight_decay']:.3g}"),
-        "aug_views": int(bp.get("aug_views", 0)), "augment": cfg.augment, "ordinal": ordinal,
+        "aug_views": int(bp.get("aug_views", 0)), "augment": cfg.augment, "ordinal": pb.ordinal,
         "pretrained": cfg.pretrained, "seed": cfg.seed,
     }
     atomic_write_text(run_dir / "best.yaml", yaml.safe_dump(train_opts, sort_keys=False))
-    summary = {"metric": metric, "best_score": best.value, "best_trial": best.number, "params": train_opts,
+    summary = {"metric": pb.metric, "best_score": best.value, "best_trial": best.number, "params": train_opts,
                "cv": {k[3:]: v for k, v in best.user_attrs.items() if k.startswith("cv_")},
                "fold_scores": best.user_attrs.get("fold_scores"), "folds": cfg.folds,
                "trials_complete": len(done), "trials_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
-               "rows": int(len(y)), "set_aside": set_aside, "features_dir": str(cache.dir)}
+               "rows": int(len(pb.y)), "set_aside": pb.set_aside, "features_dir": pb.features_dir}
     atomic_write_json(run_dir / "best.json", summary)
-    say(f"  best trial {best.number}: cv {metric} {best.value:.4f} with {train_opts}")
+    say(f"  best trial {best.number}: cv {pb.metric} {best.value:.4f} with {train_opts}")
     result = TuneResult(run_dir, train_opts, float(best.value), study.trials_dataframe())
     if cfg.train_best:
-        from .train import train
-
-        opts = {k: v for k, v in train_opts.items() if k not in ("model", "mode")}
-        res = train(data=cfg.data, model=cfg.model, mode="feature", project=cfg.project, name=f"{run_dir.name}-best",
-                    exist_ok=cfg.exist_ok, progress=cfg.progress, threads=cfg.threads, **opts)
-        result.best_run = res.run_dir
-        summary["best_run"] = str(res.run_dir)
-        summary["best_run_metrics"] = {"val": res.metrics.get("val"), "test": res.metrics.get("test")}
-        atomic_write_json(run_dir / "best.json", summary)
+        _train_best(cfg, run_dir, train_opts, summary, result)
     return result
+
+
+def _train_best(cfg: TuneConfig, run_dir: Path, train_opts: dict, summary: dict, result: TuneResult) -> None:
+    """``--train-best``: train the best options in feature mode into ``<name>-best``; add it to best.json."""
+    from .train import train
+
+    opts = {k: v for k, v in train_opts.items() if k not in ("model", "mode")}
+    res = train(data=cfg.data, model=cfg.model, mode="feature", project=cfg.project, name=f"{run_dir.name}-best",
+                exist_ok=cfg.exist_ok, progress=cfg.progress, threads=cfg.threads, **opts)
+    result.best_run = res.run_dir
+    summary["best_run"] = str(res.run_dir)
+    summary["best_run_metrics"] = {"val": res.metrics.get("val"), "test": res.metrics.get("test")}
+    atomic_write_json(run_dir / "best.json", summary)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -360,7 +360,7 @@ def _scale_streams(out, streams: list[Stream], absmax: dict, max_scale: float) -
 
 def equalize(proto, calib: np.ndarray, max_scale: float = 16.0, headroom: float = 1.5):
     """Both equalisations, :func:`equalize_depthwise_inputs` and :func:`equalize_streams`, measured in one fp32
-    pass over ``calib``; one report. What they bought on a trained run: ``docs/results/int8.md``.
+    pass over ``calib``; one report. What they bought on a trained run: ``docs/results/2026-12-int8.md``.
     """
     out = _copy(proto)
     pairs, streams = find_pairs(out), find_streams(out)

@@ -67,7 +67,7 @@ def quantize_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, ca
     progress : bool
         Say each stage on stderr (equalisation, bias correction, calibration with a bar, the search's steps).
 
-    What these options measured on a trained run: ``docs/results/int8.md``.
+    What these options measured on a trained run: ``docs/results/2026-12-int8.md``.
     """
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     check_method(calibration)

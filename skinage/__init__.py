@@ -6,32 +6,28 @@ finetune / distill, tuning) -> evaluation (metrics, baselines, reports, comparis
 fp32 / int8, parity) -> runtime (predict with an exported file, no torch).
 
 The Python API mirrors the ``skinage`` command, with the flags as keywords: ``skinage.<command>(...)``
-for the commands of :data:`skinage.commands.COMMANDS` (``skinage.train(...)``, ``skinage.evaluate(...)``,
-...). The commands named like a module of skinage (``export``, ``models``, ``demo``) are
-``skinage.commands.api("export")(...)`` or imported from their module (``from skinage.demo import demo``).
+for every command of :data:`skinage.commands.COMMANDS` (``skinage.train(...)``, ``skinage.export(...)``,
+``skinage.find(...)``, ...). A command named like a module of skinage (``export``, ``models``, ``find``,
+``demo``) is that module, made callable (:func:`skinage.commands.callable_module`).
 """
 
 from __future__ import annotations
 
-from .commands import API, COMMANDS
+from .commands import API
 
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
     # Lazy: `import skinage` stays light (no torch) until a function is used.
-    if name in API:
-        from .commands import api
+    from .commands import PACKAGE_NAMED, api
 
-        return api(name)
-    if name == "find":  # the finder's package is callable: skinage.find(photo) is the find command's function
+    if name in PACKAGE_NAMED:  # the module is callable: skinage.export(run) calls the export command
         from importlib import import_module
 
-        return import_module(".find", __name__)
-    if name in COMMANDS:
-        raise AttributeError(f"skinage.{name} is a module of skinage, not yet imported; the function of "
-                             f"`skinage {name}` is skinage.commands.api({name!r}), or "
-                             f"`from {COMMANDS[name].module} import {name}`")
+        return import_module(f".{name}", __name__)
+    if name in API:
+        return api(name)
     raise AttributeError(f"module 'skinage' has no attribute {name!r}")
 
 

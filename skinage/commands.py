@@ -29,7 +29,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
-__all__ = ["Command", "COMMANDS", "API", "MissingDependency", "missing_dependency", "load", "api"]
+__all__ = ["Command", "COMMANDS", "API", "PACKAGE_NAMED", "CommandModule", "callable_module", "MissingDependency",
+           "missing_dependency", "load", "api"]
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,26 @@ def _package_names() -> set[str]:
     return {m.name for m in pkgutil.iter_modules([str(Path(__file__).resolve().parent)])}
 
 
-#: the functions of the Python API, ``skinage.<name>(...)``: every command but those named like a module of
-#: skinage (``models``, ``export``, ``demo``): once that module is imported, ``skinage.<name>`` is the module
-#: (Python sets it), so their functions are ``api(name)`` or imported from their module.
-API: dict[str, Command] = {n: c for n, c in COMMANDS.items() if n not in _package_names()}
+#: the functions of the Python API, ``skinage.<name>(...)``: every command. A command named like a module
+#: of skinage (``models``, ``export``, ``find``, ``demo``) is that module, made callable by
+#: :func:`callable_module`: once imported, Python sets ``skinage.<name>`` to the module, so the module
+#: itself calls the command's function.
+API: dict[str, Command] = dict(COMMANDS)
+PACKAGE_NAMED = frozenset(n for n in COMMANDS if n in _package_names())
+
+
+class CommandModule(ModuleType):
+    """A module that is also its command's API function: ``skinage.export(run, int8=True)``."""
+
+    def __call__(self, *args, **kwargs):
+        return api(self.__command__)(*args, **kwargs)
+
+
+def callable_module(module_name: str, command: str) -> None:
+    """Make module ``module_name`` callable as command ``command``'s API function (call at its end)."""
+    module = sys.modules[module_name]
+    module.__class__ = CommandModule
+    module.__command__ = command
 
 
 class MissingDependency(ModuleNotFoundError):

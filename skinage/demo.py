@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .commands import api
+from .commands import api, callable_module
 from .config import Seeded, Threaded, add_config_arguments, build_config, config_from_args, config_to_dict
 from .utils import atomic_write_json, say
 
@@ -338,3 +338,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(DemoConfig, args)
     res = _demo(cfg)
     return 0 if res.report is not None and res.onnx is not None else 1
+
+
+callable_module(__name__, "demo")  # skinage.demo(...) runs the demo

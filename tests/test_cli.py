@@ -60,18 +60,27 @@ def test_every_command_module_follows_the_rule(name):
         assert command.module.split(".") == ["skinage", command.module.split(".")[1], name]
 
 
-def test_package_api_is_the_table():
+def test_package_api_is_the_table(monkeypatch):
     import skinage
-    from skinage.commands import API, api
+    from skinage.commands import API, PACKAGE_NAMED, api
 
+    assert set(API) == set(COMMANDS) and set(COMMANDS) <= set(skinage.__all__)
+    assert PACKAGE_NAMED == {"models", "export", "demo", "find"}
     for name, command in COMMANDS.items():
         assert api(name).__module__ == command.module
-        if name in API:
-            assert name in skinage.__all__
+        if name not in PACKAGE_NAMED:
             assert getattr(skinage, name) is api(name)
-    # commands named like a module of skinage: after the import, skinage.<name> is that module
-    assert set(COMMANDS) - set(API) == {"models", "export", "demo", "find"}  # skinage.find: a callable package
-    assert not (set(COMMANDS) - set(API)) & set(skinage.__all__)
+    # a command named like a module of skinage is that module, callable as the command's function,
+    # whether its submodules were imported before or not
+    import skinage.export.export  # noqa: F401
+    import skinage.models.models  # noqa: F401
+
+    calls = []
+    for name in PACKAGE_NAMED - {"find"}:  # find has its own callable package (tested in test_find)
+        monkeypatch.setattr(COMMANDS[name].module + "." + COMMANDS[name].api,
+                            lambda *a, _n=name, **k: calls.append((_n, a, k)) or _n)
+        assert getattr(skinage, name)("x", flag=1) == name
+    assert sorted(calls) == sorted((n, ("x",), {"flag": 1}) for n in PACKAGE_NAMED - {"find"})
 
 
 def test_python_m_skinage_lists_every_command():

@@ -12,3 +12,7 @@
 Running an exported file needs none of this: see :mod:`skinage.runtime` (torch-free). Nothing is imported
 here.
 """
+
+from ..commands import callable_module
+
+callable_module(__name__, "export")

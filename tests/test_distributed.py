@@ -134,8 +134,9 @@ def _step_worker(rank: int, world: int, port: int, out: str) -> None:
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(7, 3, 6, 6, generator=g, dtype=torch.float64) * 3 + 1, torch.arange(7) % 3
     idx = D.shard_batch(torch.arange(6), rank, world)  # a batch of 6 that divides
-    loss = torch.nn.functional.cross_entropy(ddp(x[idx]), y[idx])
-    loss.backward()
+    w = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)  # class weights: the ranks' shares weigh differently
+    loss = torch.nn.functional.cross_entropy(ddp(x[idx]), y[idx], weight=w)
+    (loss * d.share(float(w[y[idx]].sum()))).backward()
     rows = D.shard_rows(7, rank, world)  # scoring: unpadded shares, gathered
     net.eval()
     with torch.no_grad():
@@ -154,9 +155,10 @@ def test_two_ranks_compute_one_process_step_and_scores(tmp_path):
     net = _tiny_net()
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(7, 3, 6, 6, generator=g, dtype=torch.float64) * 3 + 1, torch.arange(7) % 3
-    torch.nn.functional.cross_entropy(net(x[:6]), y[:6]).backward()
+    w = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)
+    torch.nn.functional.cross_entropy(net(x[:6]), y[:6], weight=w).backward()
     assert r0["bn"] == "CpuSyncBatchNorm"
-    for k, p in net.named_parameters():  # DDP's averaged gradient = the gradient of the whole batch
+    for k, p in net.named_parameters():  # DDP's average of the weighted shares = the whole batch's gradient
         torch.testing.assert_close(r0["grads"][k], p.grad, rtol=1e-10, atol=1e-12)
         assert torch.equal(r0["grads"][k], r1["grads"][k])
     for k, b in net.named_buffers():  # running statistics of the global batch
@@ -166,3 +168,159 @@ def test_two_ranks_compute_one_process_step_and_scores(tmp_path):
     net.load_state_dict(r0["buffers"], strict=False)
     with torch.no_grad():
         torch.testing.assert_close(r0["scored"], net.eval()(x))
+
+
+# ----------------------------------------------------------------------------------------------
+# `torchrun -m skinage train` with two gloo processes on real data (london-5view, 200 images at 32 px)
+
+SEED = 3
+RUN = ["--model", "mobilenet_v2", "--mode", "finetune", "--size", "32", "--epochs", "2", "--batch-size", "16",
+       "--precision", "fp32", "--ordinal", "corn", "--ema", "0.9", "--tta", "flip", "--mixup", "0.2", "--seed", SEED,
+       "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def london(tmp_path_factory):
+    """london-5view's front and left three-quarter views, age <25 / 25-29 / 30+: 140 train, 30 val, 30 test."""
+    from skinage.data.ingest import ingest
+    from skinage.data.manifest import Manifest, read_manifest, write_manifest
+
+    src = shared_data("london-5view") / "labels.csv"
+    d = tmp_path_factory.mktemp("london")
+    ingest(str(src), out=str(d / "all.csv"), label="age", bins="-inf,25,30,inf", quiet=True)
+    m = read_manifest(d / "all.csv")
+    df = m.df[m.df["view"].isin(["front", "left_3quarter"])].reset_index(drop=True)
+    write_manifest(Manifest(df, m.classes, m.meta), d / "london.csv")
+    return d / "london.csv"
+
+
+def _torchrun(args: list, *, max_restarts: int = 0) -> subprocess.Popen:
+    """Two workers on this machine, rendezvous on 127.0.0.1; the workers import this checkout."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--rdzv-id", "skinage-test",
+           "--max-restarts", str(max_restarts), "-m", "skinage", "train", *map(str, args)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _workers(parent: int) -> dict[int, int]:
+    """rank -> pid of the worker processes torchrun ``parent`` started."""
+    out = {}
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                env = dict(kv.split("=", 1) for kv in (p / "environ").read_text().split("\0") if "=" in kv)
+                out[int(env["RANK"])] = int(p.name)
+        except (OSError, KeyError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _weights(run: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "weights" / "last.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def two_process_run(london, tmp_path_factory):
+    project = tmp_path_factory.mktemp("ddp")
+    p = _torchrun(["--data", london, "--project", project, *RUN])
+    out, err = p.communicate(timeout=900)
+    assert p.returncode == 0, err[-3000:]
+    return project, out, err
+
+
+def test_two_processes_one_run_folder_same_split_only_rank0_speaks(two_process_run, london):
+    from skinage.training.data import TrainData
+
+    project, out, err = two_process_run
+    runs = [d for d in project.iterdir() if not d.name.startswith(".")]
+    assert [d.name for d in runs] == ["train"]  # one folder, named once by rank 0
+    run = runs[0]
+    assert out.split() == [str(run.absolute())]  # rank 1 printed nothing
+    assert err.count("skinage train: finetune") == 1 and err.count("epoch 2/2") == 1
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["world_size"], metrics["backend"]) == (2, "gloo")
+    assert metrics["threads_per_rank"] == D.threads_per_rank(0, 2)  # the cores shared by the node's 2 ranks
+    import yaml
+
+    args = yaml.safe_load((run / "args.yaml").read_text())
+    assert (args["world_size"], args["backend"], args["batch_size"]) == (2, "gloo", 16)
+    # both ranks built the split this process builds from the manifest and seed
+    assert metrics["split_digests"] == [TrainData(london, SEED, "corn").digest()] * 2
+    assert len(pd.read_csv(run / "results.csv")) == 2
+    pred = pd.read_csv(run / "predictions.csv")  # the whole test split, each image once
+    test = pd.read_csv(london).query("split == 'test'")
+    assert sorted(pred["path"]) == sorted(test["path"]) and metrics["test"]["n"] == len(test) == 30
+    assert metrics["val"]["n"] == 30 and metrics["ema"] == 0.9
+
+
+def test_two_processes_within_noise_of_one(two_process_run, london, tmp_path):
+    """The same recipe in one process (seed 3): the metrics differ by less than their sampling noise.
+
+    Noise: two binomial standard errors of a proportion on the 30 test (val) images, sqrt(p (1 - p) / n),
+    for accuracy and within-one accuracy; 10 % for the validation loss. (The ranks augment and pair mixup
+    images with their own draws, so the two runs are the same recipe, not the same numbers; that the step
+    itself is one process's is shown in float64 by test_two_ranks_compute_one_process_step_and_scores.)
+    """
+    from skinage.training.train import train
+
+    project, _, _ = two_process_run
+    two = json.loads((project / "train" / "metrics.json").read_text())
+    one = train(data=london, model="mobilenet_v2", mode="finetune", size=32, epochs=2, batch_size=16, precision="fp32",
+                ordinal="corn", ema=0.9, tta="flip", mixup=0.2, seed=SEED, progress=False, threads=1,
+                project=tmp_path).metrics
+    assert one["world_size"] == 1 and one["backend"] == "none"
+    for split in ("val", "test"):
+        for key in ("accuracy", "within_one"):
+            p = (one[split][key] + two[split][key]) / 2
+            se = max(np.sqrt(p * (1 - p) / one[split]["n"]), 1 / one[split]["n"])
+            assert abs(one[split][key] - two[split][key]) <= 2 * se, (split, key, one[split], two[split])
+    assert abs(one["val"]["loss"] - two["val"]["loss"]) <= 0.1 * one["val"]["loss"]
+
+
+def test_killed_worker_restarts_and_resumes_the_run(two_process_run, london, tmp_path):
+    """SIGKILL rank 1 after the first epoch's checkpoint; torchrun --max-restarts 1 restarts both workers,
+    which find the run's folder and resume it: the run ends with the weights of the run without the kill."""
+    p = _torchrun(["--data", london, "--project", tmp_path, *RUN], max_restarts=1)
+    state = tmp_path / "train" / "weights" / "last_state.pt"
+    while not state.exists() and p.poll() is None:
+        time.sleep(0.05)
+    assert p.poll() is None, "the run ended before its first checkpoint"
+    victim = _workers(p.pid).get(1)
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    out, err = p.communicate(timeout=900)
+    assert p.returncode == 0, err[-3000:]
+    assert "torchrun restart 1: resuming" in err and "resuming after epoch 1" in err
+    run = tmp_path / "train"
+    assert [d.name for d in tmp_path.iterdir() if not d.name.startswith(".")] == ["train"]
+    assert pd.read_csv(run / "results.csv")["epoch"].tolist() == [1, 2]
+    ref = two_process_run[0] / "train"
+    a, b = _weights(ref), _weights(run)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((run / "metrics.json").read_text())["test"] == json.loads((ref / "metrics.json").read_text())["test"]
+
+
+def test_feature_mode_extracts_in_shards_and_trains_like_one_process(london, tmp_path):
+    """Feature mode: each rank embeds half the images, the embeddings are gathered; the head then trains on
+    the same batches as in one process (linear head, no dropout, class weights: each rank's loss weighted by
+    its share of the batch's class weights): the same predictions up to float rounding."""
+    from skinage.training.train import train
+
+    opts = dict(model="mobilenet_v2", size=32, epochs=5, batch_size=16, lr=1e-2, seed=SEED, dropout=0.0)
+    p = _torchrun(["--data", london, "--project", tmp_path / "two", "--mode", "feature", "--no-progress",
+                   *[a for k, v in opts.items() for a in (f"--{k.replace('_', '-')}", v)]])
+    out, err = p.communicate(timeout=900)
+    assert p.returncode == 0, err[-3000:]
+    two = json.loads((tmp_path / "two" / "train" / "metrics.json").read_text())
+    assert two["world_size"] == 2 and two["features_computed"] == 200  # each image once, by one of the ranks
+    one = train(data=london, mode="feature", project=tmp_path / "one", progress=False, threads=1,
+                **dict(opts, dropout=(0.0,)))
+    assert one.metrics["features_reused"] == 200  # the ranks' embeddings, from the shared cache
+    a = pd.read_csv(tmp_path / "two" / "train" / "predictions.csv")
+    b = pd.read_csv(one.run_dir / "predictions.csv")
+    assert (a["path"] == b["path"]).all()
+    np.testing.assert_allclose(a.filter(like="p_").values, b.filter(like="p_").values, atol=1e-4)
+    assert (a["pred"] == b["pred"]).all()

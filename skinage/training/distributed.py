@@ -200,6 +200,13 @@ class Dist:
         torch.distributed.all_reduce(t)
         return t.tolist()
 
+    def share(self, value: float) -> float:
+        """``world * value / (sum of value over the ranks)``: 1 when every rank holds the same."""
+        if not self.active:
+            return 1.0
+        total = self.all_sum([value])[0]
+        return self.world * value / total if total else 1.0
+
     def gather_rows(self, rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
         """The ``n`` rows of a split on every rank, from each rank's ``values`` for its ``rows``."""
         if not self.active:

@@ -69,8 +69,11 @@ def train_epoch(task, epoch: int, gen: torch.Generator, opt, sched) -> dict:
     """One pass over the task's training rows in batches drawn from ``gen``; ``{"loss", "acc", "images"}``.
 
     In several processes each rank takes its share of every batch (:func:`epoch_batches`) and draws its
-    augmentations and mixup pairs from its own generator (:func:`rank_generator`); the loss, accuracy and
-    image count are summed over the ranks.
+    augmentations and mixup pairs from its own generator (:func:`rank_generator`). Its loss is scaled by
+    ``world * norm_rank / sum(norm)`` (``norm``: the rows' class-weight sum, or their number;
+    :meth:`skinage.training.task.Task.loss_norm`), so DDP's average of the ranks' gradients is the gradient of
+    the global batch's loss (exactly for cross-entropy and CORAL, weighted or not). The loss, accuracy and
+    image count reported are summed over the ranks.
     """
     from tqdm.auto import tqdm
 
@@ -85,6 +88,8 @@ def train_epoch(task, epoch: int, gen: torch.Generator, opt, sched) -> dict:
                disable=not cfg.progress or task.per_epoch_bar)
     for b, idx in enumerate(bar):
         out, y, loss = task.step(idx, gen)
+        if dist.active:  # DDP averages the ranks' gradients: weight each by its share of the global batch's loss
+            loss = loss * dist.share(task.loss_norm(y))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

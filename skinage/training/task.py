@@ -68,6 +68,13 @@ class Task:
         """Loss, class probabilities and labels of the scored weights on a whole split."""
         return self.score(split, self.outputs(split))
 
+    def loss_norm(self, y: torch.Tensor) -> float:
+        """What the training loss of rows with labels ``y`` is normalised by: their class weights' sum (the
+        weighted cross-entropy's and CORAL's denominator), or their number."""
+        if self.class_weight_values is None:
+            return float(len(y))
+        return float(torch.tensor(self.class_weight_values, dtype=torch.float64)[y.cpu()].sum())
+
     def require_val(self) -> None:
         if not self.has_split("val"):
             raise RuntimeError("no readable validation images: every image of the val split was set aside "

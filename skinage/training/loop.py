@@ -88,10 +88,10 @@ def train_epoch(task, epoch: int, gen: torch.Generator, opt, sched) -> dict:
                disable=not cfg.progress or task.per_epoch_bar)
     for b, idx in enumerate(bar):
         out, y, loss = task.step(idx, gen)
-        if dist.active:  # DDP averages the ranks' gradients: weight each by its share of the global batch's loss
-            loss = loss * dist.share(task.loss_norm(y))
+        # DDP averages the ranks' gradients: each weighted by its share of the global batch's loss
+        scaled = loss * dist.share(task.loss_norm(y)) if dist.active else loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaled.backward()
         opt.step()
         sched.step()
         task.after_step()

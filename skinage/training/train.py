@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -262,7 +263,9 @@ def _train(cfg: TrainConfig) -> TrainResult:
 
     dist = start(_device_of(cfg))
     threads = threads_per_rank(cfg.threads, dist.local_world) if dist.torchrun else cfg.threads
-    with quiet(not dist.main), torch_threads(threads):
+    with quiet(not dist.main), torch_threads(threads), warnings.catch_warnings():
+        if not dist.main:
+            warnings.simplefilter("ignore")  # rank 0 shows them once
         decided = _choose_run(cfg, dist) if dist.main else None
         cfg, run_dir, resuming = dist.broadcast(decided)
         if not dist.main:
@@ -328,6 +331,9 @@ def _run(cfg: TrainConfig, run_dir: Path, resuming: bool, dist) -> TrainResult:
                            "read the same manifest and images at the same paths")
     run = Run(cfg, run_dir, data, preprocess(cfg, data.region), resuming, dist)
     run.start()
+    if dist.active and cfg.batch_size % dist.world:
+        say(f"  note: --batch-size {cfg.batch_size} (the global batch) does not divide by {dist.world} processes: each "
+            f"takes {-(-cfg.batch_size // dist.world)} rows of a batch, which is padded with its own first rows")
     say(f"skinage train: {cfg.mode} {cfg.model} on {cfg.data} -> {run_dir}" + (" (resuming)" if resuming else "")
         + (f" [{dist.world} processes, {dist.backend}]" if dist.active else ""))
     t_start = time.perf_counter()

@@ -2,7 +2,8 @@
 
 (a) ``finetune`` training throughput (MobileNetV2, ImageNet weights, 112 px, global batch 16, fp32,
     images/s of the training epochs from results.csv): 1 process x 2 threads against
-    ``torchrun --nproc_per_node 2`` (2 processes x 1 thread: the cores shared, as the command does).
+    ``torchrun --nproc_per_node 2`` (2 processes x 1 thread: the cores shared, as the command does), with
+    synchronised batch norms (the default) and with ``--no-sync-bn``.
 (b) ``feature`` mode's embedding extraction (224 px, empty caches, ``feature_seconds`` of metrics.json):
     1 process x 2 threads, 1 process x 1 thread (what rank 0 alone would have inside a 2-process run)
     and 2 processes x 1 thread each embedding half the images (what the command does).
@@ -73,16 +74,21 @@ def bench_train(manifest: Path, work: Path, repeats: int, epochs: int) -> dict:
             "--batch-size", "16", "--epochs", str(epochs), "--precision", "fp32", "--no-progress", "--project",
             str(work / "train")]
     cache = work / "cache-train"  # decoded crops shared: (a) measures the training steps
-    rows = {"1x2": [], "2x1": []}
+    configs = (("1x2", 1, 2, []), ("2x1", 2, 1, []), ("2x1-no-sync-bn", 2, 1, ["--no-sync-bn"]))
+    rows: dict = {name: [] for name, *_ in configs}
     for r in range(repeats):
-        for name, procs, threads in (("1x2", 1, 2), ("2x1", 2, 1)):
-            res = run(args + ["--name", f"{name}-{r}"], procs, threads, cache)
+        for name, procs, threads, extra in configs:
+            res = run(args + extra + ["--name", f"{name}-{r}"], procs, threads, cache)
             img_s = pd.read_csv(res["run"] / "results.csv")["img_s"].tolist()
             rows[name].append({"img_s": img_s, "median_img_s": statistics.median(img_s), "load1": res["load1"]})
             print(f"  train {name} round {r}: {img_s} img/s (load {res['load1']})", file=sys.stderr)
-    ratios = [b["median_img_s"] / a["median_img_s"] for a, b in zip(rows["1x2"], rows["2x1"])]
-    return {"runs": rows, "ratio_2x1_over_1x2": [round(x, 3) for x in ratios],
-            "median_ratio": round(statistics.median(ratios), 3)}
+    out: dict = {"runs": rows}
+    for name in rows:
+        if name != "1x2":
+            ratios = [b["median_img_s"] / a["median_img_s"] for a, b in zip(rows["1x2"], rows[name])]
+            out[f"ratio_{name}_over_1x2"] = [round(x, 3) for x in ratios]
+            out[f"median_ratio_{name}"] = round(statistics.median(ratios), 3)
+    return out
 
 
 def bench_features(manifest: Path, work: Path, repeats: int) -> dict:
@@ -108,20 +114,23 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=800)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--parts", default="train,features", help="which measurements (the others are kept from --out)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_ddp.json")
     a = ap.parse_args()
+    import torch
+
+    out = json.loads(a.out.read_text()) if a.out.is_file() else {}
+    out.update({"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0], "torch": torch.__version__},
+                "images": a.images, "repeats": a.repeats})
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         manifest = make_manifest(work / "utk.csv", a.images)
-        out = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
-               "images": a.images, "repeats": a.repeats,
-               "train": bench_train(manifest, work, a.repeats, a.epochs),
-               "features": bench_features(manifest, work, a.repeats)}
-    import torch
-
-    out["machine"]["torch"] = torch.__version__
+        if "train" in a.parts:
+            out["train"] = bench_train(manifest, work, a.repeats, a.epochs)
+        if "features" in a.parts:
+            out["features"] = bench_features(manifest, work, a.repeats)
     a.out.write_text(json.dumps(out, indent=1, default=str))
-    print(json.dumps({"train": out["train"]["median_ratio"], "features": out["features"]["median_img_s"]}))
+    print(json.dumps({k: {m: v for m, v in out[k].items() if m != "runs"} for k in ("train", "features") if k in out}))
 
 
 if __name__ == "__main__":

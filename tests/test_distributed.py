@@ -137,12 +137,17 @@ def _step_worker(rank: int, world: int, port: int, out: str) -> None:
     w = torch.tensor([1.0, 2.0, 0.5], dtype=torch.float64)  # class weights: the ranks' shares weigh differently
     loss = torch.nn.functional.cross_entropy(ddp(x[idx]), y[idx], weight=w)
     (loss * d.share(float(w[y[idx]].sum()))).backward()
+    plain = _tiny_net()  # --no-sync-bn: per-rank statistics; after the epoch every rank takes rank 0's
+    d.wrap(plain, sync_bn=False)(x[idx])
+    own = plain[1].running_mean.clone()
+    d.sync_buffers(plain)
     rows = D.shard_rows(7, rank, world)  # scoring: unpadded shares, gathered
     net.eval()
     with torch.no_grad():
         scored = d.gather_rows(rows, net(x[rows]).numpy(), 7)
     torch.save({"grads": {k: p.grad for k, p in net.named_parameters()}, "buffers": dict(net.named_buffers()),
-                "scored": torch.from_numpy(scored), "bn": type(net[1]).__name__}, f"{out}.{rank}")
+                "scored": torch.from_numpy(scored), "bn": type(net[1]).__name__, "plain_bn": type(plain[1]).__name__,
+                "own_mean": own, "synced_mean": plain[1].running_mean}, f"{out}.{rank}")
     d.shutdown()
 
 
@@ -163,6 +168,8 @@ def test_two_ranks_compute_one_process_step_and_scores(tmp_path):
         assert torch.equal(r0["grads"][k], r1["grads"][k])
     for k, b in net.named_buffers():  # running statistics of the global batch
         torch.testing.assert_close(r0["buffers"][k], b, rtol=1e-10, atol=1e-12)
+    assert r0["plain_bn"] == "BatchNorm2d" and not torch.equal(r0["own_mean"], r1["own_mean"])
+    assert torch.equal(r1["synced_mean"], r0["own_mean"]) and torch.equal(r0["synced_mean"], r0["own_mean"])
     # scoring: each rank's unpadded share, gathered: every rank holds the whole set's outputs once
     torch.testing.assert_close(r0["scored"], r1["scored"])
     net.load_state_dict(r0["buffers"], strict=False)

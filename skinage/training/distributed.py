@@ -207,6 +207,14 @@ class Dist:
         total = self.all_sum([value])[0]
         return self.world * value / total if total else 1.0
 
+    def sync_buffers(self, *modules: torch.nn.Module) -> None:
+        """Give every rank rank 0's buffers of ``modules`` (batch-norm running statistics kept per rank)."""
+        if not self.active:
+            return
+        for m in modules:
+            for b in m.buffers():
+                torch.distributed.broadcast(b, src=0)
+
     def gather_rows(self, rows: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
         """The ``n`` rows of a split on every rank, from each rank's ``values`` for its ``rows``."""
         if not self.active:
@@ -214,10 +222,13 @@ class Dist:
         return place_rows(self.all_gather((np.asarray(rows), np.asarray(values))), n)
 
     # -- the model ----------------------------------------------------------------------------------
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        """``module`` in DistributedDataParallel, its batch norms synchronised; ``module`` itself in one process.
+    def wrap(self, module: torch.nn.Module, sync_bn: bool = True) -> torch.nn.Module:
+        """``module`` in DistributedDataParallel, its batch norms synchronised (``sync_bn``); ``module`` itself in
+        one process.
 
-        Buffers are not broadcast at every forward: with synchronised batch norms they stay equal on every rank.
+        Synchronised batch norms keep their running statistics equal on every rank, so buffers are not
+        broadcast at every forward; without them rank 0's running statistics are sent to the others at each
+        forward (DDP's default), so the ranks still score and save one model.
         """
         if not self.active:
             return module
@@ -225,9 +236,10 @@ class Dist:
 
         from .syncbn import sync_batchnorms
 
-        module = sync_batchnorms(module, self.device)
+        if sync_bn:
+            module = sync_batchnorms(module, self.device)
         ids = [torch.device(self.device)] if self.device.startswith("cuda") else None
-        return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
+        return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=not sync_bn)
 
     @staticmethod
     def unwrap(module: torch.nn.Module) -> torch.nn.Module:

@@ -105,6 +105,8 @@ def train_epoch(task, epoch: int, gen: torch.Generator, opt, sched) -> dict:
             bar.set_postfix_str(f"loss {tot_loss / seen:.3f} acc {correct / seen:.3f} {seen / max(el, 1e-9):.1f} img/s")
         _check_interrupt(cfg, epoch, b, len(batches))
     bar.close()
+    if not cfg.sync_bn:  # per-rank batch-norm statistics: score and save rank 0's
+        dist.sync_buffers(task.model, task.net)
     tot_loss, correct, seen = dist.all_sum([tot_loss, correct, seen])
     return {"loss": tot_loss / max(seen, 1), "acc": correct / max(seen, 1), "images": int(seen)}
 
@@ -182,7 +184,7 @@ def fit(run, task) -> int:
     sched = lr_scheduler(opt, cfg.epochs, n_batches(len(task.train_labels), cfg.batch_size), cfg.warmup,
                          cfg.schedule, cfg.step_size)
     standing = _resume(run, task, opt, sched) if run.resuming else Standing()
-    task.trainer = run.dist.wrap(task.trainer)  # DDP in several processes (rank 0's weights go to all)
+    task.trainer = run.dist.wrap(task.trainer, cfg.sync_bn)  # DDP in several processes (rank 0's weights go to all)
     bar = None
     if task.per_epoch_bar:
         from tqdm.auto import tqdm

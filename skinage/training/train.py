@@ -98,6 +98,7 @@ class TrainConfig(RunFolder, Threaded, Progress, Seeded):
     unfreeze: Optional[int] = field(default=None, metadata={"help": "finetune: train only the last N backbone blocks (default: all)"})
     precision: str = field(default="auto", metadata={"help": "auto: bf16 autocast where the CPU supports it (AVX-512 BF16 / AMX) for finetune/distill, fp32 features; or fp32 / bf16", "choices": ("auto", "fp32", "bf16")})
     channels_last: bool = field(default=True, metadata={"help": "channels-last memory format (faster convolutions on CPU)"})
+    sync_bn: bool = field(default=True, metadata={"help": "under torchrun: batch-norm statistics over the whole global batch, as in one process (one all-reduce per batch-norm layer and step, forward and backward); --no-sync-bn: each rank's own rows (cheaper on slow links)"})
     init: Optional[Path] = field(default=None, metadata={"help": "start from the weights of this run or checkpoint (same model and classes), e.g. a feature-mode run's trained head before fine-tuning"})
     teacher: Optional[Path] = field(default=None, metadata={"help": "distill: the teacher run folder or checkpoint"})
     temperature: float = field(default=2.0, metadata={"help": "distill: softmax temperature of the soft targets"})

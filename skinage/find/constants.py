@@ -63,6 +63,12 @@ EYE_CORNERS = (33, 263)
 DECODE_SIZE = 750
 #: The chosen face's box (squared) must be at least this many pixels wide in the full-resolution image.
 MIN_FACE_SIZE = 40
+#: When no face is found, the finder looks again with a border of this fraction of the working image's long side
+#: added on every side (UTKFace-style crops that the face fills edge to edge: the detector was trained on looser
+#: framing). Boxes and landmarks are given in pixels of the photo itself (the border taken off, boxes clamped).
+FALLBACK_BORDER = 0.25
+#: The border's colour (mid grey, RGB).
+FALLBACK_FILL = (128, 128, 128)
 #: A second face whose box area is at least this fraction of the largest face's is "comparable":
 #: the photo is refused as several_faces. Smaller faces (bystanders) are ignored.
 COMPARABLE_AREA = 0.4

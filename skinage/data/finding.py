@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 from ..utils import cache_dir
 from .records import Record, Rejects
 
-__all__ = ["FoundSummary", "FindCache", "find_boxes", "summary_of_json", "REGIONS"]
+__all__ = ["FoundSummary", "FindCache", "find_cached", "find_boxes", "summary_of_json", "REGIONS"]
 
 #: The regions ``--find`` takes.
 REGIONS = ("face", "forehead")
@@ -113,8 +113,8 @@ class FindCache:
             pass
 
 
-def _find_one(path: str, finder, cache: FindCache) -> FoundSummary:
-    """The finder's answer for one file, from the cache when it has it; never raises."""
+def find_cached(path: str, finder, cache: FindCache) -> FoundSummary:
+    """The finder's answer for one file, from the cache when it has it (stored there when not); never raises."""
     from ..find.result import UNREADABLE
 
     try:
@@ -154,7 +154,7 @@ def find_boxes(recs: Sequence[Record], rej: Rejects, region: str, notes: List[st
     bar = tqdm(total=len(paths), desc="finding faces", unit="img", disable=quiet or not paths, file=sys.stderr,
                dynamic_ncols=True)
     with ThreadPoolExecutor(max_workers=max(1, int(workers))) as ex:
-        for p, s in zip(paths, ex.map(lambda p: _find_one(p, finder, cache), paths)):
+        for p, s in zip(paths, ex.map(lambda p: find_cached(p, finder, cache), paths)):
             found[p] = s
             bar.update(1)
     bar.close()

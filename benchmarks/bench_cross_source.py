@@ -196,8 +196,9 @@ def model_entry(work: Path, name: str, data: str, mode: str, options: dict, seed
     return entry
 
 
-def runs_of(step: str, ft_augment: str | None) -> list[tuple]:
-    """(name, train data, mode, options, seed, group) of each run of ``step``."""
+def runs_of(step: str, ft_augment: str | None, seeds=AUG_SEEDS, tags=None) -> list[tuple]:
+    """(name, train data, mode, options, seed, group) of each run of ``step``; ``augment`` runs of ``seeds``
+    and of the ``tags`` given (base, jpeg, blur, light, box, all; None: every one)."""
     if step == "feature":
         return [(f"feature_{d}", f"utk4_{d}", "feature", FEATURE, 0, "setting") for d in ("given", "found")]
     if step == "finetune":
@@ -206,7 +207,7 @@ def runs_of(step: str, ft_augment: str | None) -> list[tuple]:
         specs = [("base", BASE_AUGMENT)] + [(p, f"{BASE_AUGMENT},{p}") for p in PHONE]
         specs.append(("all", f"{BASE_AUGMENT},{','.join(PHONE)}"))
         return [(f"augment_{tag}_s{s}", "utk4_found", "feature", {**FEATURE, "aug_views": AUG_VIEWS, "augment": spec},
-                 s, "augment") for tag, spec in specs for s in AUG_SEEDS]
+                 s, "augment") for tag, spec in specs for s in seeds if tags is None or tag in tags]
     if step == "finetune_aug":
         if not ft_augment:
             raise SystemExit("finetune_aug needs --ft-augment SPEC (chosen from the feature-mode results)")
@@ -251,6 +252,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ft-augment", default=None, help="finetune_aug: the --augment of the fine-tune on found crops")
     ap.add_argument("--lock", type=Path, default=None, help="hold this lock file (flock) around each run")
+    ap.add_argument("--aug-seeds", default=",".join(map(str, AUG_SEEDS)), help="augment: the head seeds to train")
+    ap.add_argument("--aug-tags", default=None, help="augment: only these settings (base,jpeg,blur,light,box,all)")
     ap.add_argument("--render", action="store_true", help="only rewrite the tables of docs/results/cross_source.md")
     args = ap.parse_args(argv)
     from cross_source_render import render
@@ -269,7 +272,9 @@ def main(argv=None) -> int:
                 doc["data"]["date"], doc["data"]["load"] = _now(), _load()
             _save(doc)
             continue
-        for name, data, mode, options, seed, group in runs_of(step, args.ft_augment):
+        seeds = tuple(int(x) for x in args.aug_seeds.split(","))
+        tags = set(args.aug_tags.split(",")) if args.aug_tags else None
+        for name, data, mode, options, seed, group in runs_of(step, args.ft_augment, seeds, tags):
             with _locked(args.lock):
                 entry = model_entry(args.work, name, data, mode, options, seed, group)
             entry["command"] = "python benchmarks/bench_cross_source.py " + " ".join(argv or sys.argv[1:])

@@ -6,6 +6,7 @@
 
 import * as ort from '../ort/ort.wasm.min.mjs';
 import { Classifier } from './classify.mjs';
+import { LANDMARK_SIZE } from './find/constants.mjs';
 import { Finder } from './find/finder.mjs';
 import { processPhoto } from './pipeline.mjs';
 import { renderCard, showRefusal, showGrade, drawPhoto, drawCrop, clearViews } from './view.mjs';
@@ -73,9 +74,11 @@ async function load() {
   const t0 = performance.now();
   const classifier = await Classifier.load(ort, model, SESSION);
   const finder = new Finder(ort, await ort.InferenceSession.create(det, SESSION), await ort.InferenceSession.create(mesh, SESSION));
-  // warm up once: the first run of a session is 2-3 times slower
+  // warm up each session once: the first run is 2-3 times slower
   const s = classifier.pre.size;
   await classifier.probs(new Uint8Array(s * s * 3));
+  await finder.detector.run({ data: new Uint8Array(64 * 64 * 3), width: 64, height: 64, mode: 'RGB' });
+  await finder.landmarker.run(new Float32Array(3 * LANDMARK_SIZE * LANDMARK_SIZE));
   const ms = Math.round(performance.now() - t0);
   status.textContent = `Ready: models loaded in ${ms} ms. Your photo stays on this device.`;
   document.body.dataset.ready = 'true';

@@ -40,7 +40,7 @@ export function drawPhoto(canvas, photo, found) {
   const rect = (b, colour, dash = []) => {
     ctx.setLineDash(dash);
     ctx.strokeStyle = colour;
-    ctx.lineWidth = Math.max(2, canvas.width / 200);
+    ctx.lineWidth = Math.max(2, canvas.width / 90);
     ctx.strokeRect(b[0] * scale, b[1] * scale, (b[2] - b[0]) * scale, (b[3] - b[1]) * scale);
   };
   (found?.faces || []).forEach((f, i) => {

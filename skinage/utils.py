@@ -62,6 +62,25 @@ def cache_dir() -> Path:
     return p
 
 
+_quiet = [False]
+
+
 def say(msg: str) -> None:
-    """Print a progress line to stderr (stdout stays clean for tables and results)."""
-    print(msg, file=sys.stderr, flush=True)
+    """Print a progress line to stderr (stdout stays clean for tables and results); nothing inside :func:`quiet`."""
+    if not _quiet[0]:
+        print(msg, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def quiet(on: bool = True) -> Iterator[None]:
+    """Silence :func:`say` in the block when ``on`` (the other ranks of a distributed run print nothing).
+
+    >>> with quiet():
+    ...     say("not shown")
+    """
+    before = _quiet[0]
+    _quiet[0] = bool(on) or before
+    try:
+        yield
+    finally:
+        _quiet[0] = before

@@ -53,7 +53,23 @@ def epoch_order(n: int, y: Optional[torch.Tensor], balance: bool, generator: tor
 
 
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator, y: Optional[torch.Tensor] = None,
-                  balance: bool = False) -> list[torch.Tensor]:
-    """The row indices of each optimiser step of one epoch (:func:`epoch_order` cut into :func:`n_batches`)."""
+                  balance: bool = False, rank: int = 0, world: int = 1) -> list[torch.Tensor]:
+    """The row indices of each optimiser step of one epoch (:func:`epoch_order` cut into :func:`n_batches`).
+
+    With ``world`` > 1 processes, ``batch_size`` is the global batch: every rank draws the same order, cuts
+    the same global batches and takes its share of each
+    (:func:`skinage.training.distributed.shard_batch`: every ``world``-th row, the batch padded with its own
+    rows when its length does not divide), so every rank runs the same number of steps and the ranks'
+    shares of a step together are one process's batch.
+
+    >>> g = lambda: torch.Generator().manual_seed(0)
+    >>> one = epoch_batches(10, 4, g())
+    >>> two = [epoch_batches(10, 4, g(), rank=r, world=2) for r in (0, 1)]
+    >>> [(len(a), len(b)) for a, b in zip(*two)], all(set(torch.cat(ab).tolist()) == set(o.tolist())
+    ...                                             for o, *ab in zip(one, *two))
+    ([(2, 2), (2, 2), (1, 1)], True)
+    """
+    from .distributed import shard_batch
+
     order = epoch_order(n, y, balance, generator)
-    return [order[b * batch_size:(b + 1) * batch_size] for b in range(n_batches(n, batch_size))]
+    return [shard_batch(order[b * batch_size:(b + 1) * batch_size], rank, world) for b in range(n_batches(n, batch_size))]

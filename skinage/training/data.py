@@ -70,6 +70,13 @@ class TrainData:
             raise ConfigError(f"{data} has {self.K} class(es); a classifier needs at least 2")
         self.set_aside: list[dict] = []
 
+    def digest(self) -> str:
+        """A short hash of every row's path, label and split: equal on every rank of a distributed run."""
+        import hashlib
+
+        text = self.df[["path", "label", "split"]].astype(str).to_csv(index=False)
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
     @property
     def region(self):
         """The crop region the manifest's boxes mark (its metadata's ``region``), or None."""

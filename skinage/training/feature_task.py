@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..utils import say
+from .distributed import shard_rows
 from .task import Task
 
 __all__ = ["FeatureTask"]
@@ -41,13 +42,16 @@ class FeatureTask(Task):
         if not self.has_split("train"):
             raise RuntimeError("no readable training images")
         self.require_val()
-        st = self.cache.stats
+        st = dict(zip(("computed", "reused"), map(int, self.run.dist.all_sum([self.cache.stats["computed"],
+                                                                               self.cache.stats["reused"]]))))
+        self.feature_stats = st
         self.feature_seconds = time.perf_counter() - t0
         say(f"  features: {st['computed']} computed, {st['reused']} reused from the cache "
             f"({self.feature_seconds:.1f} s; {self.cache.dir})")
         self.train_labels = self.Y["train"]
         self.loss_fn = self.make_loss(self.Y["train"].numpy())
         self.pending: dict = {}
+        self.trainer = model.head  # what the optimiser trains and the loop may wrap in DDP
 
     def _load_split(self, split: str) -> None:
         cfg, data = self.cfg, self.data
@@ -55,14 +59,22 @@ class FeatureTask(Task):
         if len(df) == 0:
             return
         views = cfg.aug_views if split == "train" else 0
-        bad: set[int] = set()
+        # in several processes each rank embeds every world-th image and the embeddings are gathered
+        dist = self.run.dist
+        rows = shard_rows(len(df), dist.rank, dist.world)
+        part = df.iloc[rows] if dist.active else df
+        bad: dict[int, str] = {}
 
-        def on_error(i, reason, df=df):  # the rows as given to the cache
-            bad.add(i)
-            data.aside(df.iloc[i].to_dict(), reason)
+        def on_error(i, reason):  # i: the row of ``part``
+            bad[int(rows[i])] = reason
 
-        arr = self.cache.get(df, views=views, aug_spec=cfg.augment, desc=f"features {split}", on_error=on_error,
+        arr = self.cache.get(part, views=views, aug_spec=cfg.augment, desc=f"features {split}", on_error=on_error,
                              rotate_deg=cfg.rotate, crop_scale=cfg.crop_scale, noise_std=cfg.noise_std)
+        if dist.active:
+            arr = dist.gather_rows(rows, arr, len(df))
+            bad = {i: r for b in dist.all_gather(bad) for i, r in b.items()}
+        for i in sorted(bad):
+            data.aside(df.iloc[i].to_dict(), bad[i])
         ok = np.array([i not in bad for i in range(len(df))], dtype=bool) & np.isfinite(arr).all(axis=(1, 2))
         df, arr = df[ok].reset_index(drop=True), arr[ok]
         y = df["label"].astype(int).values
@@ -90,17 +102,26 @@ class FeatureTask(Task):
     def step(self, idx: torch.Tensor, gen: torch.Generator):
         dev = self.run.device
         x, y = self.X["train"][idx].to(dev), self.Y["train"][idx].to(dev)
-        out = self.model.head(x)
+        out = self.trainer(x)
         return out, y, self.loss_fn(out, y)
 
+    def split_size(self, split: str) -> int:
+        return len(self.Y[split])
+
     @torch.no_grad()
-    def evaluate(self, split: str):
+    def outputs(self, split: str, rows=None) -> torch.Tensor:
         head = self.model.head
         head.eval()
-        x, y = self.X[split].to(self.run.device), self.Y[split].to(self.run.device)
-        out = head(x)
+        x = self.X[split] if rows is None else self.X[split][torch.as_tensor(rows)]
+        return head(x.to(self.run.device)).float()
+
+    @torch.no_grad()
+    def score(self, split: str, out: torch.Tensor):
+        dev = self.run.device
+        y = self.Y[split].to(dev)
+        out = out.to(dev)
         loss = float(self.loss_fn(out, y))
-        return loss, head.probs(out).cpu().numpy(), y.cpu().numpy()
+        return loss, self.model.head.probs(out).cpu().numpy(), y.cpu().numpy()
 
     # -- state: the backbone is frozen, only the head changes --------------------------------------
     def model_state(self) -> dict:
@@ -133,6 +154,6 @@ class FeatureTask(Task):
         self.load_state(current)
 
     def extra_metrics(self) -> dict:
-        return {"feature_seconds": round(self.feature_seconds, 2), "features_computed": self.cache.stats["computed"],
-                "features_reused": self.cache.stats["reused"], "feature_cache": str(self.cache.dir),
+        return {"feature_seconds": round(self.feature_seconds, 2), "features_computed": self.feature_stats["computed"],
+                "features_reused": self.feature_stats["reused"], "feature_cache": str(self.cache.dir),
                 "aug_views": self.cfg.aug_views, "train_rows": int(len(self.Y["train"]))}

@@ -12,7 +12,7 @@ from ..utils import say
 from .device import autocast_context
 from .task import Task, copy_state
 
-__all__ = ["ImageTask"]
+__all__ = ["ImageTask", "TrainForward"]
 
 
 def _mixup_draw(alpha: float, n: int, gen: torch.Generator) -> tuple[float, torch.Tensor | None]:
@@ -31,6 +31,21 @@ def _mixup_draw(alpha: float, n: int, gen: torch.Generator) -> tuple[float, torc
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
     lam = float(np.random.default_rng(seed).beta(alpha, alpha))
     return lam, torch.randperm(n, generator=gen)
+
+
+class TrainForward(nn.Module):
+    """The trained modules of an image task as one module: the model (``forward`` gives its embeddings and
+    outputs) and ``extra``, e.g. the distiller's projection, trained in the loss; so that DDP averages the
+    gradients of all of them."""
+
+    def __init__(self, model: nn.Module, extra: nn.Module | None = None):
+        super().__init__()
+        self.model = model
+        self.extra = extra
+
+    def forward(self, x: torch.Tensor):
+        feats = self.model.features(x)
+        return feats, self.model.head(feats)
 
 
 class ImageTask(Task):
@@ -63,6 +78,8 @@ class ImageTask(Task):
                                                 embed_center=cfg.embed_center,
                                                 precision=run.precision, device=run.device,
                                                 channels_last=self.channels_last)
+        # what the optimiser trains, with the training forward (the loop may wrap it in DDP)
+        self.trainer = TrainForward(model, None if self.distiller is None else self.distiller.proj)
         self.ema = None
         if cfg.ema > 0:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -148,8 +165,7 @@ class ImageTask(Task):
         if perm is not None:
             x = lam * x + (1.0 - lam) * x[perm]
         with autocast_context(self.run.precision, self.run.device):
-            feats = self.model.features(x)
-            out = self.model.head(feats)
+            feats, out = self.trainer(x)
         out = out.float()
         loss = self.loss_fn(out, y)
         if perm is not None:
@@ -179,9 +195,15 @@ class ImageTask(Task):
                 outs.append(net(x).float().cpu())
         return torch.cat(outs) if outs else torch.zeros((0, self.data.K))
 
-    def evaluate(self, split: str):
+    def split_size(self, split: str) -> int:
+        return len(self.stores[split])
+
+    def outputs(self, split: str, rows=None) -> torch.Tensor:
+        x = self.stores[split].x
+        return self.predict_outputs(x if rows is None else x[torch.as_tensor(rows)])
+
+    def score(self, split: str, out: torch.Tensor):
         store = self.stores[split]
-        out = self.predict_outputs(store.x)
         with torch.no_grad():
             loss = float(self.loss_fn(out, store.y))
             probs = self.net.probs_from_outputs(out).numpy()

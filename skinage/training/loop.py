@@ -23,11 +23,12 @@ import torch
 from ..models.decode import predict_labels
 from ..utils import say
 from .batches import epoch_batches, n_batches
+from .distributed import shard_rows
 from .optim import adamw, lr_scheduler
 from .reproduce import rng_state, seed_epoch, set_rng_state
 from .selection import compute_metrics, epoch_score, results_columns, selection_metric
 
-__all__ = ["TrainingInterrupted", "Standing", "fit", "train_epoch", "score_split", "finish"]
+__all__ = ["TrainingInterrupted", "Standing", "fit", "train_epoch", "rank_generator", "score_split", "finish"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -65,21 +66,32 @@ def _check_interrupt(cfg, epoch: int, b: int, nb: int) -> None:
 
 
 def train_epoch(task, epoch: int, gen: torch.Generator, opt, sched) -> dict:
-    """One pass over the task's training rows in batches drawn from ``gen``; ``{"loss", "acc", "images"}``."""
+    """One pass over the task's training rows in batches drawn from ``gen``; ``{"loss", "acc", "images"}``.
+
+    In several processes each rank takes its share of every batch (:func:`epoch_batches`) and draws its
+    augmentations and mixup pairs from its own generator (:func:`rank_generator`). Its loss is scaled by
+    ``world * norm_rank / sum(norm)`` (``norm``: the rows' class-weight sum, or their number;
+    :meth:`skinage.training.task.Task.loss_norm`), so DDP's average of the ranks' gradients is the gradient of
+    the global batch's loss (exactly for cross-entropy and CORAL, weighted or not). The loss, accuracy and
+    image count reported are summed over the ranks.
+    """
     from tqdm.auto import tqdm
 
-    cfg = task.cfg
+    cfg, dist = task.cfg, task.run.dist
     task.begin_epoch()
     y_train = task.train_labels
-    batches = epoch_batches(len(y_train), cfg.batch_size, gen, y_train, cfg.balance)
+    batches = epoch_batches(len(y_train), cfg.batch_size, gen, y_train, cfg.balance, dist.rank, dist.world)
+    gen = rank_generator(gen, dist)
     tot_loss, correct, seen = 0.0, 0, 0
     t0 = time.perf_counter()
     bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False, dynamic_ncols=True,
                disable=not cfg.progress or task.per_epoch_bar)
     for b, idx in enumerate(bar):
         out, y, loss = task.step(idx, gen)
+        # DDP averages the ranks' gradients: each weighted by its share of the global batch's loss
+        scaled = loss * dist.share(task.loss_norm(y)) if dist.active else loss
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaled.backward()
         opt.step()
         sched.step()
         task.after_step()
@@ -93,14 +105,36 @@ def train_epoch(task, epoch: int, gen: torch.Generator, opt, sched) -> dict:
             bar.set_postfix_str(f"loss {tot_loss / seen:.3f} acc {correct / seen:.3f} {seen / max(el, 1e-9):.1f} img/s")
         _check_interrupt(cfg, epoch, b, len(batches))
     bar.close()
-    return {"loss": tot_loss / max(seen, 1), "acc": correct / max(seen, 1), "images": seen}
+    if not cfg.sync_bn:  # per-rank batch-norm statistics: score and save rank 0's
+        dist.sync_buffers(task.model, task.net)
+    tot_loss, correct, seen = dist.all_sum([tot_loss, correct, seen])
+    return {"loss": tot_loss / max(seen, 1), "acc": correct / max(seen, 1), "images": int(seen)}
+
+
+def rank_generator(gen: torch.Generator, dist) -> torch.Generator:
+    """The generator of this rank's steps: ``gen`` itself in one process; in several, a generator (and global
+    RNGs, for dropout) seeded from ``gen`` and the rank, so that ranks augment their rows independently."""
+    if dist.world <= 1:
+        return gen
+    s = int(torch.randint(0, 2**62, (1,), generator=gen)) + 1_000_003 * dist.rank
+    torch.manual_seed(s)
+    return torch.Generator().manual_seed(s)
 
 
 def score_split(task, split: str) -> tuple[float, dict, "object", "object", "object"]:
     """Loss, metrics (:func:`skinage.training.selection.compute_metrics`), probabilities, labels and
-    predicted classes of the scored weights on one split."""
-    cfg, data = task.cfg, task.data
-    loss, probs, y = task.evaluate(split)
+    predicted classes of the scored weights on one split.
+
+    In several processes each rank scores its share of the rows (unpadded) and the outputs are gathered,
+    so every rank holds the whole split's (one rank's share is never what is reported)."""
+    cfg, data, dist = task.cfg, task.data, task.run.dist
+    if dist.active:
+        n = task.split_size(split)
+        rows = shard_rows(n, dist.rank, dist.world)
+        out = dist.gather_rows(rows, task.outputs(split, rows).cpu().numpy(), n)
+        loss, probs, y = task.score(split, torch.from_numpy(out))
+    else:
+        loss, probs, y = task.evaluate(split)
     pred = predict_labels(probs, cfg.ordinal)
     return loss, compute_metrics(y, pred, data.K, data.ordered), probs, y, pred
 
@@ -150,6 +184,7 @@ def fit(run, task) -> int:
     sched = lr_scheduler(opt, cfg.epochs, n_batches(len(task.train_labels), cfg.batch_size), cfg.warmup,
                          cfg.schedule, cfg.step_size)
     standing = _resume(run, task, opt, sched) if run.resuming else Standing()
+    task.trainer = run.dist.wrap(task.trainer, cfg.sync_bn)  # DDP in several processes (rank 0's weights go to all)
     bar = None
     if task.per_epoch_bar:
         from tqdm.auto import tqdm
@@ -179,6 +214,7 @@ def fit(run, task) -> int:
             say(f"  early stop: no better validation score for {cfg.patience} epochs (best epoch {standing.best_epoch + 1})")
     if bar is not None:
         bar.close()
+    task.trainer = run.dist.unwrap(task.trainer)
     task.flush()
     return standing.best_epoch
 
@@ -186,7 +222,7 @@ def fit(run, task) -> int:
 def finish(run, task, best_epoch: int) -> dict:
     """Reload the best weights, score val and test, write predictions.csv (test); the metrics.json dict."""
     cfg, data = run.cfg, run.data
-    task.load_weights(run.wdir / "best.safetensors")
+    task.load_best()
     out = {"model": cfg.model, "mode": cfg.mode, "classes": data.classes, "ordered": data.ordered,
            "ordinal": cfg.ordinal, "best_epoch": best_epoch + 1, "epochs_run": len(run.rows),
            "select": selection_metric(cfg.select, data.ordered),

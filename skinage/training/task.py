@@ -10,14 +10,16 @@ A task provides
 * ``train_labels``: the labels of the training rows (a long tensor; the loop deals out their indices);
 * ``params()``: what the optimiser trains; ``begin_epoch()``; ``step(idx, gen) -> (outputs, y, loss)``
   for the training rows ``idx``; ``after_step()`` after each optimiser step;
-* ``evaluate(split) -> (loss, probs, y)``, ``has_split(split)``, ``split_df(split)``;
+* ``trainer``: one module holding every trained parameter whose ``forward`` is the one ``step`` calls
+  (the loop wraps it in DistributedDataParallel when several processes train);
+* ``split_size(split)``, ``outputs(split, rows=None)`` (raw outputs of the scored weights for some rows),
+  ``score(split, outputs) -> (loss, probs, y)`` over a whole split's outputs, and :meth:`Task.evaluate`,
+  the two together; ``has_split(split)``, ``split_df(split)``;
 * ``save(name, epoch)`` / ``flush()`` (checkpoints), ``model_state()`` / ``extra_state()`` and their loaders
   (``weights/last_state.pt``), ``extra_metrics()`` (metrics.json).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,6 +64,17 @@ class Task:
         self.class_weight_values = None if w is None else [round(float(v), 4) for v in w]
         return make_loss(self.data.K, cfg.ordinal, w, cfg.label_smoothing)
 
+    def evaluate(self, split: str):
+        """Loss, class probabilities and labels of the scored weights on a whole split."""
+        return self.score(split, self.outputs(split))
+
+    def loss_norm(self, y: torch.Tensor) -> float:
+        """What the training loss of rows with labels ``y`` is normalised by: their class weights' sum (the
+        weighted cross-entropy's and CORAL's denominator), or their number."""
+        if self.class_weight_values is None:
+            return float(len(y))
+        return float(torch.tensor(self.class_weight_values, dtype=torch.float64)[y.cpu()].sum())
+
     def require_val(self) -> None:
         if not self.has_split("val"):
             raise RuntimeError("no readable validation images: every image of the val split was set aside "
@@ -90,10 +103,9 @@ class Task:
     def flush(self) -> None:
         """Write checkpoints a task kept in memory (feature mode); nothing for the others."""
 
-    def load_weights(self, path: Path) -> None:
-        from safetensors.torch import load_file
-
-        self.net.load_state_dict(load_file(str(path)), strict=True)
+    def load_best(self) -> None:
+        """Load the best epoch's checkpoint into the scored weights (every rank gets rank 0's file)."""
+        self.net.load_state_dict(self.run.read_checkpoint("best"), strict=True)
 
     def model_state(self) -> dict:
         return copy_state(self.model)

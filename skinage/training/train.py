@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -97,6 +98,7 @@ class TrainConfig(RunFolder, Threaded, Progress, Seeded):
     unfreeze: Optional[int] = field(default=None, metadata={"help": "finetune: train only the last N backbone blocks (default: all)"})
     precision: str = field(default="auto", metadata={"help": "auto: bf16 autocast where the CPU supports it (AVX-512 BF16 / AMX) for finetune/distill, fp32 features; or fp32 / bf16", "choices": ("auto", "fp32", "bf16")})
     channels_last: bool = field(default=True, metadata={"help": "channels-last memory format (faster convolutions on CPU)"})
+    sync_bn: bool = field(default=True, metadata={"help": "under torchrun: batch-norm statistics over the whole global batch, as in one process (one all-reduce per batch-norm layer and step, forward and backward); --no-sync-bn: each rank's own rows (cheaper on slow links)"})
     init: Optional[Path] = field(default=None, metadata={"help": "start from the weights of this run or checkpoint (same model and classes), e.g. a feature-mode run's trained head before fine-tuning"})
     teacher: Optional[Path] = field(default=None, metadata={"help": "distill: the teacher run folder or checkpoint"})
     temperature: float = field(default=2.0, metadata={"help": "distill: softmax temperature of the soft targets"})
@@ -115,6 +117,7 @@ class TrainResult:
 
     run_dir: Path
     metrics: dict
+    rank: int = 0  #: this process's rank in a torchrun launch (only rank 0 wrote the run)
 
     def __fspath__(self) -> str:
         return str(self.run_dir)
@@ -250,36 +253,90 @@ def _load_resume(cfg: TrainConfig) -> tuple[TrainConfig, Path]:
 
 
 def _train(cfg: TrainConfig) -> TrainResult:
-    from .device import torch_threads
+    """Train ``cfg``: in this process, or as one rank of a ``torchrun`` launch (:mod:`skinage.training.distributed`).
 
-    run_dir = None
+    Rank 0 chooses the run folder (and whether it resumes one) and tells the others; the other ranks print
+    nothing. Under torchrun each rank uses the node's cores / ``LOCAL_WORLD_SIZE`` threads unless ``--threads``.
+    """
+    from ..utils import quiet
+    from .device import torch_threads
+    from .distributed import start, threads_per_rank
+
+    dist = start(_device_of(cfg))
+    threads = threads_per_rank(cfg.threads, dist.local_world) if dist.torchrun else cfg.threads
+    with quiet(not dist.main), torch_threads(threads), warnings.catch_warnings():
+        if not dist.main:
+            warnings.simplefilter("ignore")  # rank 0 shows them once
+        decided = _choose_run(cfg, dist) if dist.main else None
+        cfg, run_dir, resuming = dist.broadcast(decided)
+        if not dist.main:
+            cfg = dataclasses.replace(cfg, progress=False)
+        return _run(cfg, run_dir, resuming, dist)
+
+
+def _device_of(cfg: TrainConfig) -> str:
+    """The device the run will train on (a resumed run's from its args.yaml), which picks the backend."""
     if cfg.resume is not None:
+        from .run import read_resume_args
+
+        try:
+            return str(read_resume_args(cfg.resume)[1].get("device", cfg.device))
+        except (FileNotFoundError, OSError, ValueError):
+            pass  # reported by _choose_run
+    return cfg.device
+
+
+def _choose_run(cfg: TrainConfig, dist) -> tuple[TrainConfig, Path, bool]:
+    """The resolved options, the run folder and whether it resumes: a new folder, ``--resume RUN``, or, for
+    workers restarted by ``torchrun --max-restarts``, the folder this torchrun run started (resumed from its
+    last epoch; started again if it had finished none)."""
+    from .run import increment_run_dir, remember_run, remembered_run
+
+    project, run_dir = cfg.project, None
+    if cfg.resume is None and dist.restart > 0 and dist.run_id:
+        prev = remembered_run(project, dist.run_id)
+        if prev is not None and (prev / "weights" / "last_state.pt").is_file():
+            say(f"  torchrun restart {dist.restart}: resuming {prev}")
+            cfg = dataclasses.replace(cfg, resume=prev)
+        elif prev is not None:
+            say(f"  torchrun restart {dist.restart}: {prev} finished no epoch; starting it again")
+            run_dir = prev
+    resuming = cfg.resume is not None
+    if resuming:
         cfg, run_dir = _load_resume(cfg)
     cfg = resolve_config(cfg)
-    with torch_threads(cfg.threads):
-        return _run(cfg, run_dir)
+    if run_dir is None:
+        run_dir = increment_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok)
+    if dist.run_id:
+        remember_run(project, dist.run_id, run_dir)
+    return cfg, Path(run_dir), resuming
 
 
-def _run(cfg: TrainConfig, run_dir: Optional[Path]) -> TrainResult:
+def _run(cfg: TrainConfig, run_dir: Path, resuming: bool, dist) -> TrainResult:
     """Train the resolved ``cfg`` into a new run folder, or continue the one in ``run_dir``."""
     import torch
 
     from .data import TrainData
-    from .run import Run, increment_run_dir
+    from .run import Run
     from .selection import selection_metric
     from .start import build_model, init_from
 
-    resuming = run_dir is not None
     data = TrainData(cfg.data, cfg.seed, cfg.ordinal)  # first: a wrong --data leaves no empty run folder behind
     try:
         selection_metric(cfg.select, data.ordered)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if not resuming:
-        run_dir = increment_run_dir(cfg.project, cfg.name or "train", cfg.exist_ok)
-    run = Run(cfg, run_dir, data, preprocess(cfg, data.region), resuming)
+    digests = dist.all_gather(data.digest())
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"the ranks built different splits from {cfg.data} (digests {digests}): every node must "
+                           "read the same manifest and images at the same paths")
+    run = Run(cfg, run_dir, data, preprocess(cfg, data.region), resuming, dist)
     run.start()
-    say(f"skinage train: {cfg.mode} {cfg.model} on {cfg.data} -> {run_dir}" + (" (resuming)" if resuming else ""))
+    if dist.active and cfg.batch_size % dist.world:
+        say(f"  note: --batch-size {cfg.batch_size} (the global batch) does not divide by {dist.world} processes: each "
+            f"takes {-(-cfg.batch_size // dist.world)} rows of a batch, which is padded with its own first rows")
+    say(f"skinage train: {cfg.mode} {cfg.model} on {cfg.data} -> {run_dir}" + (" (resuming)" if resuming else "")
+        + (f" [{dist.world} processes, {dist.backend}]" if dist.active else ""))
     t_start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, data.K)
@@ -289,10 +346,13 @@ def _run(cfg: TrainConfig, run_dir: Optional[Path]) -> TrainResult:
     try:
         best_epoch = fit(run, task)
     except KeyboardInterrupt:
-        if run.has_state():
+        if run.has_state() and dist.main:
             say(f"\n  interrupted; continue with: skinage train --resume {run_dir}")
         raise
     metrics = finish(run, task, best_epoch)
+    metrics.update(dist.describe(), threads_per_rank=torch.get_num_threads(), split_digests=digests)
+    del task, model
+    dist.shutdown()  # every collective is done: rank 0's writing below cannot time out the others
     metrics["time_s"] = round(time.perf_counter() - t_start, 2)
     metrics["set_aside"] = len(data.set_aside)
     run.write_metrics(metrics)
@@ -300,7 +360,7 @@ def _run(cfg: TrainConfig, run_dir: Optional[Path]) -> TrainResult:
     if aside is not None:
         say(f"  {len(data.set_aside)} image(s) set aside (unreadable); reasons in {aside}")
     _summary(metrics, run_dir)
-    return TrainResult(run_dir, metrics)
+    return TrainResult(run_dir, metrics, dist.rank)
 
 
 def _task(run, model):
@@ -337,5 +397,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(TrainConfig, args)
     res = _train(cfg)
-    print(res.run_dir)
+    if res.rank == 0:
+        print(res.run_dir)
     return 0

@@ -10,13 +10,14 @@ region box, margin and resize of its :class:`~skinage.preprocess.Preprocess`) is
 ``skinage predict`` (and a server or the browser page, which copies :data:`MIN_LUMA` into its card)
 then gives the photo the status ``too_dark`` and a sentence instead of a class.
 
-Why 30: measured by ``benchmarks/bench_dark.py`` (``docs/results/too_dark.md``): the darkest crop of
-the shared data sets (UTKFace, london-5view; whole photos and found face crops) has a mean luma of
-34.6, so no photo there is refused; the same photos with their light divided by 32 (a studio- or
-daylight-lit face seen in a dim room at night, no exposure compensation) are refused (all but a few
-percent), at 1/16 about half, at 1/8 a few. A darker threshold would refuse only pitch-black photos; a
-brighter one would start refusing dark skin photographed in ordinary light (the darkest UTKFace
-faces are in the 35-60 range).
+Why 30: measured by ``benchmarks/bench_dark.py`` (``docs/results/too_dark.md``) on mobilenet_v2's 224-px
+crops. The darkest whole-photo or found-face crop of the shared data sets (UTKFace, london-5view) has a mean
+luma of 34.6, so none is refused; the same crops with their light divided by 64 in linear sRGB (a room lit
+by one lamp at night, to a camera that does not make up for it) are all refused, at 1/32 96-100 % of the
+face crops, at 1/16 about half, at 1/8 a tenth. A brighter threshold would start refusing dark skin
+photographed in ordinary light (the darkest UTKFace faces are in the 35-60 range). Forehead crops reach
+lower: 11 of UTKFace's 3,697 are below 30, foreheads under bangs or a hat or cut off by the aligned crop's
+black border, which the rule refuses too (hence the sentence's "uncovered").
 
 >>> import numpy as np
 >>> crop = np.full((4, 4, 3), (40, 25, 20), dtype=np.uint8)
@@ -53,5 +54,5 @@ def too_dark(crop: np.ndarray, min_luma: float = MIN_LUMA) -> str | None:
     luma = mean_luma(crop)
     if luma < min_luma:
         return (f"the photo is too dark: the part the model reads has a mean brightness of {luma:.0f} of 255, "
-                f"below {min_luma:g}; take the photo in more light")
+                f"below {min_luma:g}; take the photo in more light, with the face uncovered")
     return None

@@ -77,7 +77,7 @@ export async function processPhoto(blob, { finder, classifier, minLuma }) {
   t = lap('crop', t);
   if (luma < minLuma) {
     const reason = `the photo is too dark: the part the model reads has a mean brightness of ${luma.toFixed(0)} of 255, `
-      + `below ${minLuma}; take the photo in more light`;
+      + `below ${minLuma}; take the photo in more light, with the face uncovered`;
     return { ...base, crop, luma, status: TOO_DARK, reason, ms: performance.now() - t0, times };
   }
   const graded = await classifier.classify(crop.data);

@@ -27,6 +27,8 @@ export const EYE_CORNERS = Object.freeze([33, 263]);
 
 // decoding and statuses
 export const DECODE_SIZE = 750;
+// the version of the finder's answers (Python caches them by content under it)
+export const PIPELINE_VERSION = 2;
 export const MIN_FACE_SIZE = 40;
 // no face found: look again with a border of this fraction of the working image's long side, in this grey
 export const FALLBACK_BORDER = 0.25;

@@ -71,6 +71,8 @@ COMMANDS: dict[str, Command] = _table(
             "predict images, folders or a manifest with a run, checkpoint or .onnx file", "predict"),
     Command("find", "skinage.find.find",
             "find the face and the forehead in photos: statuses, boxes and crops (BlazeFace + FaceMesh)", "find"),
+    Command("app", "skinage.app.app",
+            "write a static site that grades a photo in the browser, nothing uploaded (finder + model + card)", "app"),
     Command("demo", "skinage.demo",
             "run the whole job end to end on a synthetic default dataset (or --data DIR)", "demo"),
 )

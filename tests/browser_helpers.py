@@ -1,44 +1,27 @@
 """Browser tests: the system's chromium driven by Playwright, a static server, a request guard.
 
-* :func:`chromium_executable` -- the browser binary (Debian's real binary behind its shell wrapper).
+* :func:`chromium_executable`, :func:`serve_dir` -- from :mod:`skinage.app.browser` (``skinage app``
+  measures its model files in the same browser): the browser binary (Debian's real binary behind its
+  shell wrapper), and a static HTTP server for a folder on 127.0.0.1 (random port), with the MIME
+  types a page with onnxruntime-web needs and, optionally, the COOP/COEP headers that make it
+  cross-origin isolated (several wasm threads).
 * :func:`browser_missing` -- skip with the reason, or **fail** under ``CI=true`` (issue 21 point 9:
   CI must run the browser tests, not skip them).
 * ``browser`` fixture (session) -- headless chromium launched through Playwright's
   ``executable_path`` with the offline flags (no ``playwright install``: it downloads browsers).
 * ``offline_context`` fixture -- a new context whose requests are all recorded and whose requests
   to any host but 127.0.0.1 are aborted (:func:`guard_requests`).
-* :func:`serve_dir` -- a static HTTP server for a folder on 127.0.0.1 (random port), with the MIME
-  types a page with onnxruntime-web needs and, optionally, the COOP/COEP headers that make it
-  cross-origin isolated (several wasm threads).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
-import shutil
-import threading
 from dataclasses import dataclass, field
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
-#: Flags for a machine with no network but the package registries (no background traffic).
-OFFLINE_FLAGS = [
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-gpu",
-]
-
-#: Debian installs a shell wrapper as /usr/bin/chromium; Playwright must start the real binary.
-_DEBIAN_REAL_BINARY = Path("/usr/lib/chromium/chromium")
+from skinage.app.browser import MIME_TYPES, OFFLINE_FLAGS, chromium_executable, serve_dir  # noqa: F401  (used by tests)
 
 INSTALL_HINT = "install it with `make setup` as root, or `apt-get install -y chromium`"
 
@@ -52,23 +35,6 @@ def browser_missing(reason: str):
     if in_ci():
         pytest.fail(f"{reason} -- CI=true, so this browser test fails instead of skipping", pytrace=False)
     pytest.skip(reason)
-
-
-def chromium_executable() -> str | None:
-    """The chromium (or Chrome) binary to launch, or None when none is installed."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        p = shutil.which(name)
-        if not p:
-            continue
-        real = Path(p).resolve()
-        with open(real, "rb") as f:
-            is_script = f.read(2) == b"#!"
-        if is_script and _DEBIAN_REAL_BINARY.is_file():
-            return str(_DEBIAN_REAL_BINARY)
-        return str(real)
-    if _DEBIAN_REAL_BINARY.is_file():
-        return str(_DEBIAN_REAL_BINARY)
-    return None
 
 
 def require_chromium() -> str:
@@ -149,52 +115,3 @@ def offline_context(browser):
         yield context, log
     finally:
         context.close()
-
-
-# --------------------------------------------------------------------------- server
-
-#: Pinned here rather than read from /etc/mime.types, which a machine may lack.
-MIME_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript",
-    ".mjs": "text/javascript",
-    ".css": "text/css",
-    ".json": "application/json",
-    ".wasm": "application/wasm",
-    ".onnx": "application/octet-stream",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".bin": "application/octet-stream",
-}
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **MIME_TYPES}
-    isolated = False
-
-    def end_headers(self):
-        self.send_header("Cache-Control", "no-store")
-        if self.isolated:
-            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        super().end_headers()
-
-    def log_message(self, format, *args):  # keep pytest's output clean
-        pass
-
-
-@contextlib.contextmanager
-def serve_dir(folder, isolated: bool = False, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve ``folder`` over HTTP on ``host`` at a free port; yields the base URL (ends with /)."""
-    handler = functools.partial(type("Handler", (_Handler,), {"isolated": isolated}), directory=str(folder))
-    server = ThreadingHTTPServer((host, 0), handler)
-    thread = threading.Thread(target=server.serve_forever, name="static-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://{host}:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -65,7 +65,7 @@ def test_package_api_is_the_table(monkeypatch):
     from skinage.commands import API, PACKAGE_NAMED, api
 
     assert set(API) == set(COMMANDS) and set(COMMANDS) <= set(skinage.__all__)
-    assert PACKAGE_NAMED == {"models", "export", "demo", "find"}
+    assert PACKAGE_NAMED == {"models", "export", "demo", "find", "app"}
     for name, command in COMMANDS.items():
         assert api(name).__module__ == command.module
         if name not in PACKAGE_NAMED:
@@ -74,6 +74,7 @@ def test_package_api_is_the_table(monkeypatch):
     # whether its submodules were imported before or not
     import skinage.export.export  # noqa: F401
     import skinage.models.models  # noqa: F401
+    import skinage.app.app  # noqa: F401
 
     calls = []
     for name in PACKAGE_NAMED - {"find"}:  # find has its own callable package (tested in test_find)

@@ -134,6 +134,24 @@ def test_cli_export_ordinal_run_with_torchscript(tmp_path):
     assert by["onnx fp32"]["agreement"] == 1.0 and by["onnx fp32"]["max_abs_prob_diff"] < 1e-4
     assert by["torchscript fp32"]["agreement"] == 1.0
     assert res["options"]["opset"] == 17
+    # --format all includes the fp16-storage file: half the size, float16 weights read through Casts, the
+    # same metadata but its precision, probabilities within float16's rounding of fp32's
+    import onnx
+
+    from skinage.runtime.onnx_io import read_onnx_metadata
+
+    fp16 = out / "model.fp16.onnx"
+    assert by["onnx fp16"]["reference"] == "onnx fp32" and by["onnx fp16"]["agreement"] >= 0.9
+    assert by["onnx fp16"]["max_abs_prob_diff"] < 0.05
+    assert fp16.stat().st_size < 0.6 * (out / "model.onnx").stat().st_size
+    meta16, meta32 = read_onnx_metadata(fp16), read_onnx_metadata(out / "model.onnx")
+    assert meta16["precision"] == "fp16-storage" and meta32["precision"] == "fp32"
+    assert {k: v for k, v in meta16.items() if k not in ("precision", "weights_storage")} == \
+        {k: v for k, v in meta32.items() if k != "precision"}
+    g = onnx.load(fp16).graph
+    halves = [i for i in g.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    assert halves and all(len(i.dims) >= 2 for i in halves)
+    assert sum(n.op_type == "Cast" for n in g.node) >= len(halves)
 
 
 def test_export_missing_run_is_a_clear_error(tmp_path, capsys):

@@ -3,7 +3,8 @@ against the trained model and timed.
 
 The formats are one table, :func:`skinage.export.formats.export_formats`; the graph and its metadata are
 described in :mod:`skinage.export.graph`. Files (in ``<run>/export/`` unless ``--out``): ``model.onnx``
-(fp32), ``model.int8.onnx`` (``--int8``: static QDQ quantisation calibrated on the run's training images,
+(fp32), ``model.fp16.onnx`` (``--fp16``: the weights stored as float16, computed in float32, see
+:mod:`skinage.export.fp16`), ``model.int8.onnx`` (``--int8``: static QDQ quantisation calibrated on the run's training images,
 see :mod:`skinage.export.quantize`; ``--int8-search`` chooses the calibration method and the fp32
 convolutions on the run's validation images), ``model.ts.pt`` (``--format torchscript``),
 ``export_results.json`` and ``export_results.md``.
@@ -53,6 +54,9 @@ class ExportConfig(Seeded):
         "help": "onnx, torchscript (a traced TorchScript file as well) or all"})
     int8: bool = field(default=False, metadata={
         "help": "also write model.int8.onnx: static int8 quantisation (QDQ, per-channel) calibrated on training images"})
+    fp16: bool = field(default=False, metadata={
+        "help": "also write model.fp16.onnx: the fp32 graph with its weights stored as float16 (half the size; "
+                "computed in float32, the same speed as fp32; what the browser page ships)"})
     opset: int = field(default=17, metadata={"help": "ONNX opset version"})
     out: Path | None = field(default=None, metadata={"help": "output folder (default: <run>/export)"})
     manifest: Path | None = field(default=None, metadata={

@@ -6,6 +6,7 @@ times each against its reference; a new format is one more row (and its writer).
 ...     print(f"{f.name:16} {f.file:16} vs {f.reference}")
 onnx fp32        model.onnx       vs pytorch fp32
 onnx int8        model.int8.onnx  vs onnx fp32
+onnx fp16        model.fp16.onnx  vs onnx fp32
 torchscript fp32 model.ts.pt      vs pytorch fp32
 """
 
@@ -73,6 +74,8 @@ def export_formats() -> list[ExportFormat]:
                      reference="pytorch fp32", noise_floor=True),
         ExportFormat("onnx int8", "onnx_int8", "model.int8.onnx", lambda cfg: bool(cfg.int8 or cfg.int8_search),
                      _write_int8, _onnx_runner, reference="onnx fp32", near_ties=True),
+        ExportFormat("onnx fp16", "onnx_fp16", "model.fp16.onnx", lambda cfg: bool(cfg.fp16) or cfg.format == "all",
+                     _write_fp16, _onnx_runner, reference="onnx fp32", near_ties=True),
         ExportFormat("torchscript fp32", "torchscript", "model.ts.pt",
                      lambda cfg: cfg.format in ("torchscript", "all"), _write_torchscript, _torchscript_runner,
                      reference="pytorch fp32"),
@@ -99,6 +102,14 @@ def _write_int8(job: ExportJob, path: Path) -> Path:
                          search_max_mb=cfg.int8_search_max_mb, bias_correction=cfg.int8_bias_correction,
                          reduce_range=cfg.int8_reduce_range, equalize=cfg.int8_equalize, progress=True)
     say(f"skinage export: wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return path
+
+
+def _write_fp16(job: ExportJob, path: Path) -> Path:
+    from .fp16 import write_fp16
+
+    path = write_fp16(job.files["onnx_fp32"], path)
+    say(f"skinage export: wrote {path} ({path.stat().st_size / 1e6:.2f} MB, weights stored as float16)")
     return path
 
 

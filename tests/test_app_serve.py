@@ -14,7 +14,6 @@ import threading
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -376,3 +375,22 @@ def test_a_taken_port_is_a_clear_error(sites, plain_server):
         empty.mkdir(exist_ok=True)
         (empty / "index.html").write_text("x")
         start(empty, port=0)
+
+
+def test_concurrent_uploads_get_the_same_answers(sites, face_server):
+    """Several clients at once (more than --workers): every answer is the one a lone request gets."""
+    london = shared_data("london-5view") / "images"
+    photos = [(london / n).read_bytes() for n in ("004_03.jpg", "005_03.jpg", "010_01.jpg")]
+    alone = [post_json(face_server, p) for p in photos]
+    got = [None] * 9
+
+    def one(i):
+        got[i] = post_json(face_server, photos[i % 3])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert got == [alone[i % 3] for i in range(9)]
+    assert [d["predictions"][0]["status"] for _, d in alone] == ["ok", "ok", "no_face"]  # 010_01: a profile

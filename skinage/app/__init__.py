@@ -1,6 +1,8 @@
-"""The in-browser page (issue 23) and ``skinage app``, which writes it as a static site.
+"""The in-browser page (issue 23): ``skinage app`` writes it as a static site, ``skinage serve`` serves it.
 
 * :mod:`skinage.app.app` -- the ``app`` command: a trained run -> a site (``skinage app RUN --out SITE``).
+* :mod:`skinage.app.serve` -- the ``serve`` command: the site on 127.0.0.1 and ``POST /api/predict``
+  (:mod:`skinage.app.handler`: its HTTP side).
 * :mod:`skinage.app.choose` -- which model file the page ships (fp32 / fp16-storage / int8), measured.
 * :mod:`skinage.app.card` -- ``card.json``, the model card the page shows.
 * :mod:`skinage.app.site` -- the site's files and layout; :mod:`skinage.app.browser` -- chromium and a

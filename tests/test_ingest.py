@@ -387,3 +387,37 @@ def test_labels_only_table_checks_bbox_against_width_height(tmp_path):
     assert list(df["subject"]) == ["0001", "0002"]  # ids keep their leading zeros
     assert df.loc[1, "x1"] == 100  # clamped to the table's width
     assert dict(zip(res.rejected["subject"], res.rejected["reason"])) == {"0003": "bbox outside image", "0004": "bbox inverted"}
+
+
+def test_records_frame_types_as_a_list_of_row_dicts():
+    """records_frame (one tuple per row) infers every column's type as pandas does for one dict per row."""
+    import math
+
+    from skinage.data.records import Record, records_frame
+
+    metas = [{"age": 40, "gender": "F", "ok": True, "x0": 5, "when": None},
+             {"age": None, "score": 1.5, "ok": False},
+             {"age": 31, "gender": None, "device": "01", "nested": [1, 2]},
+             {"width": 640, "height": 480, "score": 2},
+             {}]
+    recs = []
+    for i, m in enumerate(metas):
+        r = Record.of(f"/d/{i}.jpg", str(i % 2), subject=f"s{i}" if i != 4 else None, view=" F " if i else "",
+                      bbox=(1, 2, 3.5, 4) if i % 2 else None, origin=f"t.csv:row {i + 2}", **m)
+        r.class_name = str(i % 2)
+        recs.append(r)
+    got = records_frame(recs, ["0", "1"])
+    rows = []
+    for r in recs:  # the manifest row of each record, written out by hand
+        b = r.bbox or (math.nan,) * 4
+        row = {"path": r.path, "label": int(r.class_name), "class_name": r.class_name, "raw_label": r.raw_label,
+               "subject": r.subject, "view": r.view.strip(), "x0": b[0], "y0": b[1], "x1": b[2], "y1": b[3]}
+        row.update({("src_x0" if k == "x0" else k): v for k, v in r.meta.items()})
+        rows.append(row)
+    want = pd.DataFrame(rows)
+    assert list(got.columns) == list(want.columns)
+    assert list(got.columns[10:]) == ["age", "gender", "ok", "src_x0", "when", "score", "device", "nested",
+                                      "width", "height"]
+    pd.testing.assert_frame_equal(got, want)
+    assert str(got["age"].dtype) == "float64" and got["ok"].dtype == object and str(got["width"].dtype) == "float64"
+    assert len(records_frame([], ["0"]).columns) == 10

@@ -208,8 +208,9 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
     if subj_re is not None:
         subjects_from_names(recs, subj_re, notes)
     classes = mapper.classes(sorted({r.class_name for r in recs}))
-    df, sinfo, n_no_subject = _split(records_frame(recs, classes), cfg)
-    del recs
+    df = records_frame(recs, classes)
+    del recs  # the table holds all that is needed from here on
+    df, sinfo, n_no_subject = _split(df, cfg)
     ordinal = cfg.ordinal
     if ordinal is None:
         ordinal = bool(mapper.ordinal_hint) or (len(classes) > 1 and all(is_number(c) for c in classes))
@@ -218,6 +219,7 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
                                                   "mapping": mapping, "n_read": n_read, "n_clamped": n_clamped,
                                                   "notes": notes})
     manifest = Manifest(df, classes, meta)
+    del df  # the manifest has its own (normalised) copy
     rpath = _write(manifest, rejected, out)
     summary = summarize(manifest, rejected, fmt=fmt, source=src, out=out, rpath=rpath, notes=meta["notes"],
                         mapping=mapping, n_read=n_read, seconds=time.time() - t0)

@@ -21,7 +21,6 @@ CSV cell) means the whole image.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,8 +112,8 @@ class Manifest:
 
 
 def normalise_columns(df: pd.DataFrame, classes: Optional[List[str]] = None) -> pd.DataFrame:
-    """Add missing standard columns with their defaults and put them first, typed."""
-    df = df.copy()
+    """Add missing standard columns with their defaults and put them first, typed (``df`` is not changed)."""
+    df = df.copy(deep=False)  # columns are replaced, never written into: the caller's frame stays as it was
     n = len(df)
     for c in _STR_COLUMNS:
         if c not in df.columns:
@@ -146,10 +145,8 @@ def write_manifest(manifest: Manifest, path=None) -> Path:
         raise ValueError("write_manifest: no path given")
     df = normalise_columns(manifest.df, manifest.classes)
     if _is_parquet(path):
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
         with atomic_write(path, "wb") as f:
-            f.write(buf.getvalue())
+            df.to_parquet(f, index=False)
     elif path.suffix.lower() in (".csv", ".tsv", ".txt", ""):
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         with atomic_write(path, "w", encoding="utf-8", newline="") as f:

@@ -398,13 +398,14 @@ def test_records_frame_types_as_a_list_of_row_dicts():
     metas = [{"age": 40, "gender": "F", "ok": True, "x0": 5, "when": None},
              {"age": None, "score": 1.5, "ok": False},
              {"age": 31, "gender": None, "device": "01", "nested": [1, 2]},
-             {"width": 640, "height": 480, "score": 2},
+             {"width": 640, "score": 2},
              {}]
+    sizes = [None, (300, 200), None, (64, 48), (50, 40)]  # what the image check found
     recs = []
     for i, m in enumerate(metas):
         r = Record.of(f"/d/{i}.jpg", str(i % 2), subject=f"s{i}" if i != 4 else None, view=" F " if i else "",
                       bbox=(1, 2, 3.5, 4) if i % 2 else None, origin=f"t.csv:row {i + 2}", **m)
-        r.class_name = str(i % 2)
+        r.class_name, r.size = str(i % 2), sizes[i]
         recs.append(r)
     got = records_frame(recs, ["0", "1"])
     rows = []
@@ -413,11 +414,15 @@ def test_records_frame_types_as_a_list_of_row_dicts():
         row = {"path": r.path, "label": int(r.class_name), "class_name": r.class_name, "raw_label": r.raw_label,
                "subject": r.subject, "view": r.view.strip(), "x0": b[0], "y0": b[1], "x1": b[2], "y1": b[3]}
         row.update({("src_x0" if k == "x0" else k): v for k, v in r.meta.items()})
+        if r.size:  # the image's size where the source gave none, after the source's fields
+            row.setdefault("width", r.size[0])
+            row.setdefault("height", r.size[1])
         rows.append(row)
     want = pd.DataFrame(rows)
     assert list(got.columns) == list(want.columns)
-    assert list(got.columns[10:]) == ["age", "gender", "ok", "src_x0", "when", "score", "device", "nested",
-                                      "width", "height"]
+    assert list(got.columns[10:]) == ["age", "gender", "ok", "src_x0", "when", "score", "width", "height",
+                                      "device", "nested"]
+    assert got["width"].tolist()[1::2] == [300, 640] and got.loc[4, "width"] == 50 and got["height"].tolist()[3:] == [48, 40]
     pd.testing.assert_frame_equal(got, want)
     assert str(got["age"].dtype) == "float64" and got["ok"].dtype == object and str(got["width"].dtype) == "float64"
     assert len(records_frame([], ["0"]).columns) == 10

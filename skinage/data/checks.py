@@ -130,7 +130,8 @@ def check_images(recs: Sequence[Record], rej: Rejects, notes: List[str], *, labe
 
     ``labels_only``: open nothing, the size is the source's width / height when given;
     ``decode=False``: only check that the files exist (size unknown).
-    The image's size also fills the ``width`` / ``height`` metadata the source did not give.
+    The manifest's ``width`` / ``height`` columns take the size where the source gave none
+    (:func:`~skinage.data.records.records_frame`; not copied into every record's ``meta``).
     """
     if labels_only:
         n_exist = sum(os.path.isfile(r.path) for r in recs)
@@ -155,8 +156,6 @@ def check_images(recs: Sequence[Record], rej: Rejects, notes: List[str], *, labe
             continue
         if info is not None:
             r.size = info
-            r.meta.setdefault("width", info[0])
-            r.meta.setdefault("height", info[1])
         kept.append(r)
     return kept
 

@@ -426,3 +426,77 @@ def test_records_frame_types_as_a_list_of_row_dicts():
     pd.testing.assert_frame_equal(got, want)
     assert str(got["age"].dtype) == "float64" and got["ok"].dtype == object and str(got["width"].dtype) == "float64"
     assert len(records_frame([], ["0"]).columns) == 10
+
+
+def _bad_and_good_folder(root: Path) -> dict:
+    """60 images in 2 class folders, every fifth unusable in a different way; {file name: reason} of the bad ones."""
+    bad = {}
+    kinds = [("truncated", lambda b: b[: len(b) // 3]), ("zero-byte file", lambda b: b""),
+             ("non-image", lambda b: b"plain text, not a JPEG")]
+    for i in range(60):
+        p = make_image(root / ("a" if i % 2 else "b") / f"p{i:02d}_x.jpg", value=3 * i, seed=i, fmt="JPEG")
+        if i % 5 == 4:
+            reason, spoil = kinds[(i // 5) % len(kinds)]
+            p.write_bytes(spoil(p.read_bytes()))
+            bad[p.name] = reason
+    return bad
+
+
+def test_bounded_probing_reports_every_bad_image_in_order(tmp_path, monkeypatch):
+    """At most `ahead` files are submitted before their results are taken; every bad image is set aside, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import skinage.data.checks as checks
+
+    bad = _bad_and_good_folder(tmp_path / "src")
+    submitted = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, *a, **k):
+            submitted.append(a[0])
+            return super().submit(fn, *a, **k)
+
+    monkeypatch.setattr(checks, "ThreadPoolExecutor", Counting)
+    paths = sorted(str(p) for p in (tmp_path / "src").rglob("*.jpg"))
+    got = []
+    for i, (p, info) in enumerate(checks.iter_probes(paths, workers=2, ahead=3)):
+        assert len(submitted) <= i + 3  # never more than `ahead` files waiting to be taken
+        got.append((Path(p).name, info.reason if isinstance(info, checks.ImageError) else None))
+    assert [p for p, _ in got] == [Path(p).name for p in paths] and len(submitted) == len(paths)
+    assert {n: r for n, r in got if r} == bad
+    # through ingest (3 threads, default window): the rejected file lists them in the source's order
+    res = ingest(tmp_path / "src", out=tmp_path / "m.csv", workers=3, quiet=True)
+    order = [n for n in sorted(bad, key=lambda n: ("a" if int(n[1:3]) % 2 else "b", n))]
+    assert res.rejected["path"].map(lambda p: Path(p).name).tolist() == order
+    assert res.rejected["reason"].tolist() == [bad[n] for n in order]
+    assert len(res.manifest.df) == 60 - len(bad)
+    assert {"width", "height"} <= set(res.manifest.df.columns) and (res.manifest.df["width"] == 48).all()
+
+
+def test_parquet_manifest_round_trip(tmp_path, monkeypatch):
+    """The same source as CSV and as Parquet: the same table back (types, NaN boxes, metadata columns), and again."""
+    import skinage.data.ingest as ingest_module
+    from skinage.data.manifest import write_manifest
+
+    imgs = tmp_path / "pics"
+    rows = []
+    for i in range(20):
+        make_image(imgs / f"im{i}.png", value=i * 10, size=(40, 30), seed=i)
+        rows.append({"img": f"im{i}.png", "grade": i % 4, "who": f"00{i // 2}", "age": 20 + i if i % 3 else "",
+                     "x0": 2 if i % 2 else "", "y0": 3 if i % 2 else "", "x1": 30 if i % 2 else "",
+                     "y1": 25 if i % 2 else "", "site": "Seoul" if i < 10 else "부산"})
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+    monkeypatch.setattr(ingest_module, "LARGE_MANIFEST_ROWS", 10)
+    kw = dict(path_col="img", label="grade", subject_col="who", quiet=True)
+    a = ingest(tmp_path / "labels.csv", out=tmp_path / "m.csv", **kw)
+    b = ingest(tmp_path / "labels.csv", out=tmp_path / "m.parquet", **kw)
+    assert any("m.parquet writes a smaller manifest" in n for n in a.manifest.meta["notes"])
+    assert not any("parquet writes" in n for n in b.manifest.meta["notes"])
+    csv_back, pq_back = read_manifest(tmp_path / "m.csv"), read_manifest(tmp_path / "m.parquet")
+    pd.testing.assert_frame_equal(pq_back.df, csv_back.df)
+    df = pq_back.df
+    assert df["subject"].tolist()[:3] == ["000", "000", "001"]  # ids keep their leading zeros
+    assert df["x0"].isna().sum() == 10 and df["age"].isna().sum() == 7 and set(df["site"]) == {"Seoul", "부산"}
+    assert pq_back.classes == ["0", "1", "2", "3"] and pq_back.ordinal
+    write_manifest(pq_back, tmp_path / "again.parquet")
+    pd.testing.assert_frame_equal(read_manifest(tmp_path / "again.parquet").df, df)

@@ -246,10 +246,11 @@ def bench_train(manifest: Path, work: Path, n: int, size: int, cache: Path, epoc
     r = run_child(_train_args(manifest, work / "runs", f"train{n}", size, epochs), work / "logs" / f"train-{n}.log",
                   env={"SKINAGE_CACHE": str(cache)})
     m, rows = _read_run(work / "runs" / f"train{n}")
+    from skinage.training.batches import n_batches
+
     train_rows = int(m["train_rows"])
-    bs = 64
-    steps = math.ceil(train_rows / bs)
-    per_epoch = [float(row["img_s"]) * steps / train_rows for row in rows]
+    steps = n_batches(train_rows, 64)  # the default batch of feature mode
+    per_epoch = [float(row["img_s"]) * steps / train_rows for row in rows]  # img_s: training rows / epoch time
     return {"train_steps_s": round(statistics.median(per_epoch), 1), "train_rows": train_rows,
             "train_epochs": len(rows), "features_load_s": m["feature_seconds"],
             "features_reused": m["features_reused"], "train_wall_s": r["s"], "train_peak_rss_mb": r["peak_rss_mb"],

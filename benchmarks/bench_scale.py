@@ -13,6 +13,8 @@ Each measurement runs the real command in its own process; its peak RSS is that 
 ``ingest``
     ``skinage ingest SET --out m.parquet --subject-regex '^(\\d+)_'`` (``ingest_s``, ``peak_rss_mb``),
     and the same with ``--out m.csv`` (``ingest_csv_s``, ``ingest_csv_peak_rss_mb``).
+    With both, ``read_parquet_s`` / ``read_csv_s``: the seconds ``read_manifest`` takes for each
+    file (best of 3 in this script's process), and the two files' sizes.
 ``features``
     ``skinage train --mode feature --size 96 --epochs 1`` with empty crop and feature caches:
     MobileNetV2 (ImageNet weights) embeddings of every image, fp32; ``features_img_s`` is
@@ -23,9 +25,9 @@ Each measurement runs the real command in its own process; its peak RSS is that 
     median over epochs of the head's optimizer steps per second (results.csv ``img_s`` x steps /
     training rows), ``train_peak_rss_mb`` the process's peak (embeddings loaded from the cache and
     handed to torch), ``features_load_s`` the time to load them.
-``finetune`` (``--finetune K``, off by default)
-    ``skinage train --mode finetune --epochs 1`` on a fixed K-image subset of the training split
-    (the same person ids at every N), so its steps/s is comparable across sizes.
+``finetune`` (not in the default ``--steps``)
+    ``skinage train --mode finetune --epochs 1`` on a fixed ``--finetune`` K-image subset of the
+    training split (the same person ids at every N), so its steps/s is comparable across sizes.
 
 The machine is shared: every row records the 1-minute load average before and after each step;
 compare sizes within one run. Writes ``--out`` (JSON, ``{"rows": [...]}``) and a Markdown table
@@ -217,6 +219,19 @@ def bench_ingest(ds: Path, out: Path, log: Path, workers: int) -> dict:
     return r
 
 
+def read_seconds(manifest: Path) -> float:
+    """Seconds ``read_manifest`` takes (best of 3, in this process, libraries already loaded)."""
+    from skinage.data.manifest import read_manifest
+
+    read_manifest(manifest)
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        read_manifest(manifest)
+        best = min(best, time.perf_counter() - t0)
+    return round(best, 3)
+
+
 def _train_args(manifest: Path, runs: Path, name: str, size: int, epochs: int, mode: str = "feature") -> list:
     return skinage_cmd("train", "--data", manifest, "--model", "mobilenet_v2", "--mode", mode, "--size", size,
                        "--epochs", epochs, "--patience", 0, "--precision", "fp32", "--project", runs, "--name", name,
@@ -341,6 +356,13 @@ def markdown(res: dict) -> str:
             f"| {_fmt(r.get('ingest_csv_peak_rss_mb'), '.0f')} | {_fmt(r.get('features_img_s'), '.0f')} "
             f"| {_fmt(r.get('features_peak_rss_mb'), '.0f')} | {_fmt(r.get('train_steps_s'), '.0f')} "
             f"| {_fmt(r.get('train_peak_rss_mb'), '.0f')} | {la} |")
+    if any("manifest_csv_mb" in r for r in rows):
+        lines += ["", "Manifest files (the same table): size and `read_manifest` time, best of 3.", "",
+                  "| images | Parquet MB | CSV MB | read Parquet s | read CSV s |", "|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            if "manifest_csv_mb" in r:
+                lines.append(f"| {r['images']:,} | {_fmt(r.get('manifest_parquet_mb'), '.2f')} | {r['manifest_csv_mb']:.2f} "
+                             f"| {_fmt(r.get('read_parquet_s'), '.3f')} | {_fmt(r.get('read_csv_s'), '.3f')} |")
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         lines += ["", f"From {a['images']:,} to {b['images']:,} images ({b['images'] / a['images']:.0f}x):"]
@@ -417,6 +439,8 @@ def main(argv=None) -> int:
             row.update(ingest_csv_s=r["s"], ingest_csv_peak_rss_mb=r["peak_rss_mb"], manifest_csv_mb=r["file_mb"],
                        ingest_csv_load=[r["load_before"], r["load_after"]])
             print(f"  ingest -> csv: {r['s']} s, {r['peak_rss_mb']} MB peak", flush=True)
+            if man.is_file():
+                row.update(read_parquet_s=read_seconds(man), read_csv_s=read_seconds(man.with_suffix(".csv")))
         cache = work / "cache" / f"n{n}"
         if "features" in steps:
             row.update(bench_features(man, work, n, args.feature_size, cache))

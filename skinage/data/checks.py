@@ -140,10 +140,13 @@ def check_images(recs: Sequence[Record], rej: Rejects, notes: List[str], *, labe
             r.size = _table_size(r)
         return list(recs)
     paths = dict.fromkeys(r.path for r in recs)  # each file once, in order of its first record
-    # per file only its (width, height), or the error: ImageInfo objects are not kept
+    # per file only its (width, height), or the error: ImageInfo objects are not kept, and the records
+    # share one tuple per distinct size (a camera's photos have one or two)
+    sizes: Dict[Tuple[int, int], Tuple[int, int]] = {}
     if decode:
         for p, info in iter_probes(paths, workers, quiet):
-            paths[p] = info if isinstance(info, ImageError) else (info.width, info.height)
+            paths[p] = info if isinstance(info, ImageError) else sizes.setdefault((info.width, info.height),
+                                                                                  (info.width, info.height))
     else:
         for p in paths:
             paths[p] = None if os.path.isfile(p) else ImageError("missing file", "no such file", p)
@@ -203,10 +206,12 @@ def check_boxes(recs: Sequence[Record], rej: Rejects) -> Tuple[List[Record], int
 def subjects_from_names(recs: Sequence[Record], pattern: "re.Pattern", notes: List[str]) -> None:
     """Give records without a subject the first group (else the whole match) of ``pattern`` in the file name."""
     n_hit = 0
+    ids: Dict[str, str] = {}  # one string per person, shared by their records
     for r in recs:
         if not r.subject:
             m = pattern.search(Path(r.path).name)
             if m:
-                r.subject = m.group(1) if m.groups() else m.group(0)
+                sid = m.group(1) if m.groups() else m.group(0)
+                r.subject = ids.setdefault(sid, sid)
                 n_hit += 1
     notes.append(f"--subject-regex matched {n_hit} of {len(recs)} file names")

@@ -36,6 +36,8 @@ __all__ = ["Manifest", "read_manifest", "write_manifest", "meta_path", "row_bbox
 #: The fixed columns, in order; other (metadata) columns follow them.
 COLUMNS = ["path", "label", "class_name", "raw_label", "subject", "view", "x0", "y0", "x1", "y1", "split", "fold"]
 BBOX_COLUMNS = ["x0", "y0", "x1", "y1"]
+#: Rows per Parquet row group: a large manifest is converted and written a part at a time (less memory).
+PARQUET_ROW_GROUP = 16384
 
 
 def row_bbox(row) -> tuple | None:
@@ -146,7 +148,7 @@ def write_manifest(manifest: Manifest, path=None) -> Path:
     df = normalise_columns(manifest.df, manifest.classes)
     if _is_parquet(path):
         with atomic_write(path, "wb") as f:
-            df.to_parquet(f, index=False)
+            df.to_parquet(f, index=False, row_group_size=PARQUET_ROW_GROUP)
     elif path.suffix.lower() in (".csv", ".tsv", ".txt", ""):
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         with atomic_write(path, "w", encoding="utf-8", newline="") as f:

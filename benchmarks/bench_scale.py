@@ -7,8 +7,9 @@ side, four classes, 1-4 images per person (``<person>_<k>.jpg``), and a few bad 
 truncated, one in 2,000 random bytes) that ingest must set aside. The sets are hard links into one
 pool of generated images, so the N-image set is the first N images of every larger one.
 
-Each measurement runs the real command in its own process; its peak RSS is that process's
-``ru_maxrss`` (``os.wait4``), its time the wall-clock time seen by this script:
+Each measurement runs the real command (``python -m skinage ...``) in its own process; its peak RSS
+is that process's own high-water mark (``VmHWM``, written by the child as it exits; ``ru_maxrss``
+where there is no /proc), its time the wall-clock time seen by this script:
 
 ``ingest``
     ``skinage ingest SET --out m.parquet --subject-regex '^(\\d+)_'`` (``ingest_s``, ``peak_rss_mb``),
@@ -57,6 +58,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+CODE = ROOT  # the checkout whose skinage the measured commands run (--code)
 
 CLASSES = ("20", "30", "40", "50")
 POOL_VERSION = 1  # change when the generated images change (the pool is then made again)
@@ -146,7 +148,7 @@ def make_pool(work: Path, n: int, seed: int) -> list:
     if have < n:
         for c in CLASSES:
             (pool / c).mkdir(parents=True, exist_ok=True)
-        for i in tqdm(range(have, n), desc="generating images", unit="img", file=sys.stderr, dynamic_ncols=True):
+        for i in tqdm(range(have, n), desc="generating images", unit="img", file=sys.stderr, mininterval=5):
             cls, name, kind = plan[i]
             (pool / cls / name).write_bytes(_image_bytes(i, kind, seed))
         atomic_write_json(marker, {"version": POOL_VERSION, "seed": seed, "n": n})
@@ -183,36 +185,83 @@ def loadavg() -> float:
         return float("nan")
 
 
+# The child runs ``python -m skinage ...`` and, on exit, writes its peak RSS: VmHWM, the high-water mark of
+# its own memory since exec (ru_maxrss from wait4 / RUSAGE_CHILDREN would not do: Linux carries the
+# spawning process's RSS over exec into it, so every child would report at least this script's size),
+# and the peaks of its anonymous and file-backed parts (RssAnon / RssFile, sampled every 50 ms: memory-
+# mapped files such as the feature cache's sets are file-backed, pages the system can drop and read again).
+_LAUNCHER = """
+import atexit, json, os, resource, runpy, sys, threading, time
+
+_parts = {"RssAnon": 0, "RssFile": 0}
+
+def _status():
+    with open("/proc/self/status") as f:
+        return {k: int(v.split()[0]) for k, v in (ln.split(":", 1) for ln in f) if k in ("VmHWM", "RssAnon", "RssFile")}
+
+def _sample():
+    while True:
+        try:
+            st = _status()
+        except (OSError, ValueError):
+            return
+        for k in _parts:
+            _parts[k] = max(_parts[k], st.get(k, 0))
+        time.sleep(0.05)
+
+def _peak():
+    try:
+        st = _status()
+        out = {"hwm": st["VmHWM"], "anon": max(_parts["RssAnon"], st["RssAnon"]),
+               "file": max(_parts["RssFile"], st["RssFile"])}
+    except (OSError, KeyError, ValueError):
+        out = {"hwm": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)}
+    with open(os.environ["BENCH_PEAK_FILE"], "w") as f:
+        json.dump(out, f)
+
+threading.Thread(target=_sample, daemon=True).start()
+atexit.register(_peak)
+runpy.run_module("skinage", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_child(cmd: list, log: Path, env: dict | None = None) -> dict:
-    """Run ``cmd`` in its own process: wall seconds, peak RSS (MB, ru_maxrss of that process), load averages."""
+    """Run ``skinage CMD...`` in its own process: wall seconds, its peak RSS (total, anonymous, file-backed; MB),
+    load averages before and after."""
+    peak_file = log.with_suffix(".peak")
     full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = str(ROOT) + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
+    full_env["PYTHONPATH"] = str(CODE) + (os.pathsep + full_env["PYTHONPATH"] if full_env.get("PYTHONPATH") else "")
+    full_env["BENCH_PEAK_FILE"] = str(peak_file)
     full_env.update(env or {})
     la0 = loadavg()
     log.parent.mkdir(parents=True, exist_ok=True)
+    peak_file.unlink(missing_ok=True)
     with open(log, "w") as lf:
-        lf.write("$ " + " ".join(map(str, cmd)) + "\n")
+        lf.write("$ skinage " + " ".join(map(str, cmd)) + "\n")
         lf.flush()
         t0 = time.perf_counter()
-        proc = subprocess.Popen([str(c) for c in cmd], stdout=lf, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
-        _, status, ru = os.wait4(proc.pid, 0)
+        proc = subprocess.run([sys.executable, "-c", _LAUNCHER, *map(str, cmd)], stdout=lf, stderr=subprocess.STDOUT,
+                              env=full_env, cwd=CODE)
         wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         tail = log.read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"{cmd[3] if len(cmd) > 3 else cmd} failed ({proc.returncode}); end of {log}:\n{tail}")
-    # ru_maxrss is in KiB on Linux, bytes on macOS
-    rss_mb = ru.ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
-    return {"s": round(wall, 2), "peak_rss_mb": round(rss_mb, 1), "load_before": la0, "load_after": loadavg()}
+        raise RuntimeError(f"skinage {cmd[0]} failed ({proc.returncode}); end of {log}:\n{tail}")
+    peak = json.loads(peak_file.read_text())
+    mb = {k: round(v / 1024, 1) for k, v in peak.items()}
+    return {"s": round(wall, 2), "peak_rss_mb": mb["hwm"], "peak_anon_mb": mb.get("anon"), "peak_file_mb": mb.get("file"),
+            "load_before": la0, "load_after": loadavg()}
 
 
-def skinage_cmd(*args) -> list:
-    return [sys.executable, "-m", "skinage", *args]
+def n_steps(rows: int, batch_size: int) -> int:
+    """Optimiser steps per epoch, by the rule of ``skinage.training.batches.n_batches`` (not imported: it loads
+    torch, and this script stays small)."""
+    nb = max(1, math.ceil(rows / batch_size))
+    return nb - 1 if nb > 1 and rows % batch_size == 1 else nb
 
 
 def bench_ingest(ds: Path, out: Path, log: Path, workers: int) -> dict:
-    r = run_child(skinage_cmd("ingest", ds, "--out", out, "--subject-regex", SUBJECT_REGEX, "--workers", workers,
-                              "--quiet"), log)
+    r = run_child(["ingest", ds, "--out", out, "--subject-regex", SUBJECT_REGEX, "--workers", workers, "--quiet"],
+                  log)
     meta = json.loads(out.with_name(out.stem + ".meta.json").read_text())
     r.update(rows=int(meta["rows"]), rejected=int(sum(meta["rejected"].values())),
              file_mb=round(out.stat().st_size / 2**20, 2))
@@ -233,9 +282,8 @@ def read_seconds(manifest: Path) -> float:
 
 
 def _train_args(manifest: Path, runs: Path, name: str, size: int, epochs: int, mode: str = "feature") -> list:
-    return skinage_cmd("train", "--data", manifest, "--model", "mobilenet_v2", "--mode", mode, "--size", size,
-                       "--epochs", epochs, "--patience", 0, "--precision", "fp32", "--project", runs, "--name", name,
-                       "--exist-ok", "--no-progress")
+    return ["train", "--data", manifest, "--model", "mobilenet_v2", "--mode", mode, "--size", size, "--epochs", epochs,
+            "--patience", 0, "--precision", "fp32", "--project", runs, "--name", name, "--exist-ok", "--no-progress"]
 
 
 def _read_run(run: Path) -> tuple[dict, list]:
@@ -254,6 +302,7 @@ def bench_features(manifest: Path, work: Path, n: int, size: int, cache: Path) -
     return {"features_img_s": round(m["features_computed"] / max(m["feature_seconds"], 1e-9), 1),
             "features_computed": m["features_computed"], "features_s": m["feature_seconds"],
             "features_wall_s": r["s"], "features_peak_rss_mb": r["peak_rss_mb"],
+            "features_peak_anon_mb": r["peak_anon_mb"], "features_peak_file_mb": r["peak_file_mb"],
             "features_load": [r["load_before"], r["load_after"]]}
 
 
@@ -261,14 +310,13 @@ def bench_train(manifest: Path, work: Path, n: int, size: int, cache: Path, epoc
     r = run_child(_train_args(manifest, work / "runs", f"train{n}", size, epochs), work / "logs" / f"train-{n}.log",
                   env={"SKINAGE_CACHE": str(cache)})
     m, rows = _read_run(work / "runs" / f"train{n}")
-    from skinage.training.batches import n_batches
-
     train_rows = int(m["train_rows"])
-    steps = n_batches(train_rows, 64)  # the default batch of feature mode
+    steps = n_steps(train_rows, 64)  # the default batch of feature mode
     per_epoch = [float(row["img_s"]) * steps / train_rows for row in rows]  # img_s: training rows / epoch time
     return {"train_steps_s": round(statistics.median(per_epoch), 1), "train_rows": train_rows,
             "train_epochs": len(rows), "features_load_s": m["feature_seconds"],
             "features_reused": m["features_reused"], "train_wall_s": r["s"], "train_peak_rss_mb": r["peak_rss_mb"],
+            "train_peak_anon_mb": r["peak_anon_mb"], "train_peak_file_mb": r["peak_file_mb"],
             "train_load": [r["load_before"], r["load_after"]]}
 
 
@@ -325,7 +373,7 @@ def _fmt(v, spec=""):
     return format(v, spec)
 
 
-def markdown(res: dict) -> str:
+def markdown(res: dict, baseline: dict | None = None) -> str:
     rows = res["rows"]
     lines = [
         "# Scale on one machine (`benchmarks/bench_scale.py`)",
@@ -339,7 +387,7 @@ def markdown(res: dict) -> str:
         "",
         "Synthetic folder-per-class JPEG/PNG sets (64-200 px, 4 classes, 1-4 images per person, 1 in 500 truncated "
         "and 1 in 2,000 random bytes, set aside by ingest). Each figure is one process's: wall-clock seconds and "
-        "peak RSS (`ru_maxrss`). Features: MobileNetV2 frozen, "
+        "peak RSS (its own high-water mark, VmHWM). Features: MobileNetV2 frozen, "
         f"{res['settings']['feature_size']} px, fp32, empty caches. Train: feature-mode linear head, batch 64, "
         f"median of {res['settings']['epochs']} epochs, on the cached features.",
         "",
@@ -363,15 +411,32 @@ def markdown(res: dict) -> str:
             if "manifest_csv_mb" in r:
                 lines.append(f"| {r['images']:,} | {_fmt(r.get('manifest_parquet_mb'), '.2f')} | {r['manifest_csv_mb']:.2f} "
                              f"| {_fmt(r.get('read_parquet_s'), '.3f')} | {_fmt(r.get('read_csv_s'), '.3f')} |")
+    if any("features_peak_anon_mb" in r or "train_peak_anon_mb" in r for r in rows):
+        lines += ["", "Memory of the feature steps, MB: peak total (VmHWM) / anonymous / file-backed (RssAnon / RssFile, "
+                  "sampled every 50 ms; the feature cache's sets are memory-mapped files, so file-backed).", "",
+                  "| images | features: total | anon | file | train: total | anon | file | train: embeddings loaded in s |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['images']:,} | " + " | ".join(_fmt(r.get(k), '.0f') for k in (
+                "features_peak_rss_mb", "features_peak_anon_mb", "features_peak_file_mb", "train_peak_rss_mb",
+                "train_peak_anon_mb", "train_peak_file_mb")) + f" | {_fmt(r.get('features_load_s'), '.2f')} |")
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         lines += ["", f"From {a['images']:,} to {b['images']:,} images ({b['images'] / a['images']:.0f}x):"]
         for key, what in (("ingest_s", "ingest time"), ("peak_rss_mb", "ingest peak RSS (parquet)"),
+                          ("peak_anon_mb", "ingest peak anonymous memory (parquet)"),
                           ("ingest_csv_peak_rss_mb", "ingest peak RSS (csv)"),
                           ("features_peak_rss_mb", "feature extraction peak RSS"),
-                          ("train_peak_rss_mb", "feature-mode training peak RSS")):
+                          ("train_peak_rss_mb", "feature-mode training peak RSS"),
+                          ("train_peak_anon_mb", "feature-mode training peak anonymous memory")):
             if a.get(key) and b.get(key):
                 lines.append(f"* {what}: {b[key] / a[key]:.2f}x")
+        c = rows[-2]
+        if c.get("ingest_s") and b.get("ingest_s"):
+            lines.append(f"* ingest time from {c['images']:,} to {b['images']:,} images "
+                         f"({b['images'] / c['images']:.2f}x the images): {b['ingest_s'] / c['ingest_s']:.2f}x")
+    if baseline:
+        lines += _baseline_lines(res, baseline)
     if any("finetune_steps_s" in r for r in rows):
         lines += ["", "| images | finetune subset | finetune steps/s | peak RSS MB |", "|---:|---:|---:|---:|"]
         for r in rows:
@@ -381,11 +446,44 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(res: dict, out: Path, md: Path) -> None:
+_COMPARED = (("peak_rss_mb", "ingest peak RSS MB"), ("ingest_s", "ingest s"),
+             ("features_peak_rss_mb", "features peak RSS MB"), ("train_peak_rss_mb", "train peak RSS MB"),
+             ("train_peak_anon_mb", "train peak anonymous MB"), ("features_load_s", "train: embeddings loaded in s"),
+             ("train_steps_s", "train steps/s"))
+
+
+def _baseline_lines(res: dict, base: dict) -> list:
+    """A table of this run's figures beside another run's (``--baseline``), size by size."""
+    mine = {r["images"]: r for r in res["rows"]}
+    keys = [(k, what) for k, what in _COMPARED
+            if any(k in b and k in mine.get(b["images"], {}) for b in base["rows"])]
+    sizes = [b["images"] for b in base["rows"] if b["images"] in mine]
+    if not keys or not sizes:
+        return []
+    lines = ["", f"Against `{base['settings'].get('code', '?')}` (commit {base['settings'].get('commit') or '?'}), "
+                 f"measured {base.get('finished') or base.get('started')} with `{base['command']}`: "
+                 "baseline -> this run.", "",
+             "| images | " + " | ".join(what for _, what in keys) + " |", "|---:|" + "---:|" * len(keys)]
+    for n in sizes:
+        b, r = next(x for x in base["rows"] if x["images"] == n), mine[n]
+        cells = [f"{_fmt(b.get(k), '.1f')} -> {_fmt(r.get(k), '.1f')}" for k, _ in keys]
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_results(res: dict, out: Path, md: Path, baseline: dict | None = None) -> None:
     from skinage.utils import atomic_write_json, atomic_write_text
 
     atomic_write_json(out, res)
-    atomic_write_text(md, markdown(res))
+    atomic_write_text(md, markdown(res, baseline))
+
+
+def _commit(code: Path) -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 # ------------------------------------------------------------------------------------- main
@@ -394,7 +492,7 @@ def write_results(res: dict, out: Path, md: Path) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", required=True, help="comma-separated numbers of images, e.g. 2000,8000,32000,100000")
+    ap.add_argument("--sizes", default="", help="comma-separated numbers of images, e.g. 2000,8000,32000,100000")
     ap.add_argument("--out", required=True, help="JSON results file")
     ap.add_argument("--md", default=str(ROOT / "docs" / "results" / "scale.md"), help="Markdown table to write")
     ap.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "skinage-bench-scale"),
@@ -407,7 +505,18 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=5, help="feature-mode training epochs (steps/s is their median)")
     ap.add_argument("--finetune", type=int, default=256, help="images of the fixed finetune subset (step 'finetune')")
     ap.add_argument("--keep-cache", action="store_true", help="keep each size's crop/feature caches (GBs at 100k)")
+    ap.add_argument("--code", default=str(ROOT), help="checkout whose skinage the commands run (default: this one)")
+    ap.add_argument("--baseline", default="", help="another run's JSON to show beside this one in the Markdown")
+    ap.add_argument("--render-only", action="store_true", help="only write --md from the --out JSON (and --baseline)")
     args = ap.parse_args(argv)
+    global CODE
+    CODE = Path(args.code).expanduser().resolve()
+    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    if args.render_only:
+        from skinage.utils import atomic_write_text
+
+        atomic_write_text(Path(args.md), markdown(json.loads(Path(args.out).read_text()), baseline))
+        return 0
     sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     steps = {s.strip() for s in args.steps.split(",") if s.strip()}
     unknown = steps - {"ingest", "csv", "features", "train", "finetune"}
@@ -418,7 +527,8 @@ def main(argv=None) -> int:
     res = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": None, "machine": machine(),
            "command": "python benchmarks/bench_scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "settings": {"feature_size": args.feature_size, "epochs": args.epochs, "workers": args.workers,
-                        "seed": args.seed, "steps": sorted(steps), "work": str(work)},
+                        "seed": args.seed, "steps": sorted(steps), "work": str(work), "code": str(CODE),
+                        "commit": _commit(CODE)},
            "rows": []}
     plan = make_pool(work, max(sizes), args.seed)
     for n in sizes:
@@ -429,7 +539,8 @@ def main(argv=None) -> int:
         man.parent.mkdir(parents=True, exist_ok=True)
         if "ingest" in steps or not man.is_file():
             r = bench_ingest(ds, man, work / "logs" / f"ingest-{n}.log", args.workers)
-            row.update(ingest_s=r["s"], peak_rss_mb=r["peak_rss_mb"], ingest_s_per_1k=round(r["s"] / n * 1000, 3),
+            row.update(ingest_s=r["s"], peak_rss_mb=r["peak_rss_mb"], peak_anon_mb=r["peak_anon_mb"],
+                       ingest_s_per_1k=round(r["s"] / n * 1000, 3),
                        rows=r["rows"], rejected=r["rejected"], manifest_parquet_mb=r["file_mb"],
                        ingest_load=[r["load_before"], r["load_after"]])
             print(f"  ingest -> parquet: {r['s']} s, {r['peak_rss_mb']} MB peak, {r['rows']} rows, "
@@ -455,8 +566,8 @@ def main(argv=None) -> int:
             shutil.rmtree(cache)
         res["rows"].append(row)
         res["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write_results(res, out, md)
-    print(markdown(res))
+        write_results(res, out, md, baseline)
+    print(markdown(res, baseline))
     return 0
 
 

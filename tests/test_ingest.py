@@ -387,3 +387,116 @@ def test_labels_only_table_checks_bbox_against_width_height(tmp_path):
     assert list(df["subject"]) == ["0001", "0002"]  # ids keep their leading zeros
     assert df.loc[1, "x1"] == 100  # clamped to the table's width
     assert dict(zip(res.rejected["subject"], res.rejected["reason"])) == {"0003": "bbox outside image", "0004": "bbox inverted"}
+
+
+def test_records_frame_types_as_a_list_of_row_dicts():
+    """records_frame (one tuple per row) infers every column's type as pandas does for one dict per row."""
+    import math
+
+    from skinage.data.records import Record, records_frame
+
+    metas = [{"age": 40, "gender": "F", "ok": True, "x0": 5, "when": None},
+             {"age": None, "score": 1.5, "ok": False},
+             {"age": 31, "gender": None, "device": "01", "nested": [1, 2]},
+             {"width": 640, "score": 2},
+             {}]
+    sizes = [None, (300, 200), None, (64, 48), (50, 40)]  # what the image check found
+    recs = []
+    for i, m in enumerate(metas):
+        r = Record.of(f"/d/{i}.jpg", str(i % 2), subject=f"s{i}" if i != 4 else None, view=" F " if i else "",
+                      bbox=(1, 2, 3.5, 4) if i % 2 else None, origin=f"t.csv:row {i + 2}", **m)
+        r.class_name, r.size = str(i % 2), sizes[i]
+        recs.append(r)
+    got = records_frame(recs, ["0", "1"])
+    rows = []
+    for r in recs:  # the manifest row of each record, written out by hand
+        b = r.bbox or (math.nan,) * 4
+        row = {"path": r.path, "label": int(r.class_name), "class_name": r.class_name, "raw_label": r.raw_label,
+               "subject": r.subject, "view": r.view.strip(), "x0": b[0], "y0": b[1], "x1": b[2], "y1": b[3]}
+        row.update({("src_x0" if k == "x0" else k): v for k, v in r.meta.items()})
+        if r.size:  # the image's size where the source gave none, after the source's fields
+            row.setdefault("width", r.size[0])
+            row.setdefault("height", r.size[1])
+        rows.append(row)
+    want = pd.DataFrame(rows)
+    assert list(got.columns) == list(want.columns)
+    assert list(got.columns[10:]) == ["age", "gender", "ok", "src_x0", "when", "score", "width", "height",
+                                      "device", "nested"]
+    assert got["width"].tolist()[1::2] == [300, 640] and got.loc[4, "width"] == 50 and got["height"].tolist()[3:] == [48, 40]
+    pd.testing.assert_frame_equal(got, want)
+    assert str(got["age"].dtype) == "float64" and got["ok"].dtype == object and str(got["width"].dtype) == "float64"
+    assert len(records_frame([], ["0"]).columns) == 10
+
+
+def _bad_and_good_folder(root: Path) -> dict:
+    """60 images in 2 class folders, every fifth unusable in a different way; {file name: reason} of the bad ones."""
+    bad = {}
+    kinds = [("truncated", lambda b: b[: len(b) // 3]), ("zero-byte file", lambda b: b""),
+             ("non-image", lambda b: b"plain text, not a JPEG")]
+    for i in range(60):
+        p = make_image(root / ("a" if i % 2 else "b") / f"p{i:02d}_x.jpg", value=3 * i, seed=i, fmt="JPEG")
+        if i % 5 == 4:
+            reason, spoil = kinds[(i // 5) % len(kinds)]
+            p.write_bytes(spoil(p.read_bytes()))
+            bad[p.name] = reason
+    return bad
+
+
+def test_bounded_probing_reports_every_bad_image_in_order(tmp_path, monkeypatch):
+    """At most `ahead` files are submitted before their results are taken; every bad image is set aside, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import skinage.data.checks as checks
+
+    bad = _bad_and_good_folder(tmp_path / "src")
+    submitted = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, *a, **k):
+            submitted.append(a[0])
+            return super().submit(fn, *a, **k)
+
+    monkeypatch.setattr(checks, "ThreadPoolExecutor", Counting)
+    paths = sorted(str(p) for p in (tmp_path / "src").rglob("*.jpg"))
+    got = []
+    for i, (p, info) in enumerate(checks.iter_probes(paths, workers=2, ahead=3)):
+        assert len(submitted) <= i + 3  # never more than `ahead` files waiting to be taken
+        got.append((Path(p).name, info.reason if isinstance(info, checks.ImageError) else None))
+    assert [p for p, _ in got] == [Path(p).name for p in paths] and len(submitted) == len(paths)
+    assert {n: r for n, r in got if r} == bad
+    # through ingest (3 threads, default window): the rejected file lists them in the source's order
+    res = ingest(tmp_path / "src", out=tmp_path / "m.csv", workers=3, quiet=True)
+    order = [n for n in sorted(bad, key=lambda n: ("a" if int(n[1:3]) % 2 else "b", n))]
+    assert res.rejected["path"].map(lambda p: Path(p).name).tolist() == order
+    assert res.rejected["reason"].tolist() == [bad[n] for n in order]
+    assert len(res.manifest.df) == 60 - len(bad)
+    assert {"width", "height"} <= set(res.manifest.df.columns) and (res.manifest.df["width"] == 48).all()
+
+
+def test_parquet_manifest_round_trip(tmp_path, monkeypatch):
+    """The same source as CSV and as Parquet: the same table back (types, NaN boxes, metadata columns), and again."""
+    import skinage.data.ingest as ingest_module
+    from skinage.data.manifest import write_manifest
+
+    imgs = tmp_path / "pics"
+    rows = []
+    for i in range(20):
+        make_image(imgs / f"im{i}.png", value=i * 10, size=(40, 30), seed=i)
+        rows.append({"img": f"im{i}.png", "grade": i % 4, "who": f"00{i // 2}", "age": 20 + i if i % 3 else "",
+                     "x0": 2 if i % 2 else "", "y0": 3 if i % 2 else "", "x1": 30 if i % 2 else "",
+                     "y1": 25 if i % 2 else "", "site": "Seoul" if i < 10 else "부산"})
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+    monkeypatch.setattr(ingest_module, "LARGE_MANIFEST_ROWS", 10)
+    kw = dict(path_col="img", label="grade", subject_col="who", quiet=True)
+    a = ingest(tmp_path / "labels.csv", out=tmp_path / "m.csv", **kw)
+    b = ingest(tmp_path / "labels.csv", out=tmp_path / "m.parquet", **kw)
+    assert any("m.parquet writes a smaller manifest" in n for n in a.manifest.meta["notes"])
+    assert not any("parquet writes" in n for n in b.manifest.meta["notes"])
+    csv_back, pq_back = read_manifest(tmp_path / "m.csv"), read_manifest(tmp_path / "m.parquet")
+    pd.testing.assert_frame_equal(pq_back.df, csv_back.df)
+    df = pq_back.df
+    assert df["subject"].tolist()[:3] == ["000", "000", "001"]  # ids keep their leading zeros
+    assert df["x0"].isna().sum() == 10 and df["age"].isna().sum() == 7 and set(df["site"]) == {"Seoul", "부산"}
+    assert pq_back.classes == ["0", "1", "2", "3"] and pq_back.ordinal
+    write_manifest(pq_back, tmp_path / "again.parquet")
+    pd.testing.assert_frame_equal(read_manifest(tmp_path / "again.parquet").df, df)

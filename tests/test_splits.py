@@ -90,3 +90,33 @@ def test_real_aihub_label_table_subjects_never_leak():
     assert check_no_leak(out) == {}
     frac = out["split"].value_counts(normalize=True)
     assert abs(frac["test"] - 0.15) < 0.02 and abs(frac["val"] - 0.15) < 0.02
+
+
+def test_group_deal_is_sklearns_stratified_group_kfold():
+    """group_deal gives exactly StratifiedGroupKFold(shuffle=True)'s folds: 1-7 classes, 2-20 folds, skewed labels."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from skinage.data.splits import group_deal
+
+    rs = np.random.RandomState(7)
+    checked = 0
+    for trial in range(80):
+        n_cls, n_rows = rs.randint(1, 8), rs.randint(20, 400)
+        n_groups = rs.randint(5, n_rows + 1)
+        groups = np.array([f"p{v}" for v in rs.randint(0, n_groups, n_rows)], dtype=object)
+        labels = rs.randint(0, n_cls, n_rows) if trial % 3 else (rs.rand(n_rows) ** 3 * n_cls).astype(int)
+        y = np.array([str(v) for v in labels], dtype=object)
+        n = rs.randint(2, min(20, len(set(groups))) + 1)
+        if np.unique(y, return_counts=True)[1].max() < n:
+            continue
+        want = np.full(n_rows, -1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kf = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=trial)
+            for k, (_, idx) in enumerate(kf.split(np.zeros(n_rows), y, groups)):
+                want[idx] = k
+        assert group_deal(y, groups, n, trial).tolist() == want.tolist(), (trial, n_cls, n_rows, n)
+        checked += 1
+    assert checked > 60

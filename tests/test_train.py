@@ -531,3 +531,57 @@ def test_no_readable_validation_image_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="no readable validation images"):
         train(data=path, model="squeezenet1_1", mode="finetune", pretrained=False, size=32, epochs=1,
               precision="fp32", project=tmp_path / "runs", **FAST)
+
+
+def test_feature_cache_memory_maps_the_same_embeddings(bd_manifest, tmp_path):
+    """get() returns the embeddings memory-mapped from one file: the values of a plain forward pass, the same
+    when the set is mapped again (no per-image file read) and when it is rebuilt from the per-image files."""
+    from skinage.models.model import SkinageModel
+    from skinage.training.features import FeatureCache
+
+    df = read_manifest(bd_manifest).split("train").head(6)
+    torch.manual_seed(0)
+    model = SkinageModel("squeezenet1_1", 2, pretrained=False).eval()
+    pre = Preprocess.for_model("squeezenet1_1", size=32)
+    c = FeatureCache(model, pre, root=tmp_path, progress=False, channels_last=False)
+    a = c.get(df)
+    assert isinstance(a, np.memmap) and a.shape == (6, 1, 512) and c.stats["computed"] == 6
+    sets = sorted((c.dir / "sets").glob("*.npy"))
+    assert len(sets) == 1 and np.array_equal(np.load(sets[0]), a)
+    crops = torch.stack([torch.from_numpy(np.array(pre.load(p, None))).permute(2, 0, 1) for p in df["path"]])
+    with torch.inference_mode():
+        direct = model.features(crops.float() / 255).numpy()
+    assert np.allclose(a[:, 0], direct, atol=1e-5)
+    x = torch.from_numpy(a.reshape(-1, a.shape[-1]))  # what the feature task trains on: no copy
+    assert x.data_ptr() == a.ctypes.data
+    for f in c.dir.glob("??/*.npy"):  # the per-image files: the set alone must serve the same rows again
+        f.rename(f.with_suffix(".moved"))
+    again = FeatureCache(model, pre, root=tmp_path, progress=False, channels_last=False)
+    b = again.get(df)
+    assert np.array_equal(a, b) and again.stats == {"computed": 0, "reused": 6, "seconds": 0.0}
+    b[0, 0, 0] = 123.0  # copy-on-write: neither the cache's file nor another mapping of it changes
+    assert np.array_equal(np.load(sets[0]), a) and a[0, 0, 0] != 123.0
+    for f in c.dir.glob("??/*.moved"):
+        f.rename(f.with_suffix(".npy"))
+    for f in (c.dir / "sets").iterdir():  # no set: rebuilt from the per-image files
+        f.unlink()
+    rebuilt = FeatureCache(model, pre, root=tmp_path, progress=False, channels_last=False)
+    assert np.array_equal(rebuilt.get(df), a) and rebuilt.stats["reused"] == 6
+
+
+def test_feature_cache_retries_unreadable_rows(bd_manifest, tmp_path):
+    """An unreadable image is reported (NaN row) on every call: a set with bad rows is not reused."""
+    from skinage.models.model import SkinageModel
+    from skinage.training.features import FeatureCache, finite_rows
+
+    df = read_manifest(bd_manifest).split("val").head(4).copy()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    df.loc[2, "path"] = str(broken)
+    c = FeatureCache(SkinageModel("squeezenet1_1", 2, pretrained=False), Preprocess.for_model("squeezenet1_1", size=32),
+                     root=tmp_path / "cache", progress=False)
+    for _ in range(2):
+        errors = []
+        arr = c.get(df, on_error=lambda i, reason: errors.append(i))
+        assert errors == [2] and finite_rows(arr).tolist() == [True, True, False, True]
+    assert c.stats["computed"] == 3 and c.stats["reused"] == 3

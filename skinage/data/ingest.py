@@ -62,7 +62,11 @@ from .records import Record, Rejects, records_frame
 from .sources import FORMATS, detect_format, read_aihub, read_folder, read_table, resolve_source
 from .splits import SplitInfo, assign_splits
 
-__all__ = ["IngestConfig", "IngestResult", "ingest", "run_ingest", "detect_format", "add_arguments", "run"]
+__all__ = ["IngestConfig", "IngestResult", "ingest", "run_ingest", "detect_format", "add_arguments", "run",
+           "LARGE_MANIFEST_ROWS"]
+
+#: Above this many rows a CSV manifest gets a note suggesting Parquet (both work at any size).
+LARGE_MANIFEST_ROWS = 50_000
 
 
 @dataclass
@@ -72,7 +76,9 @@ class IngestConfig(Seeded):
     source: str = field(default="", metadata={
         "positional": True,
         "help": "dataset: a folder of class folders, a tree of AI-Hub JSON label files, or a label table (.csv/.parquet)"})
-    out: str = field(default="", metadata={"help": "manifest to write (.csv or .parquet); rejected rows go to <stem>.rejected.csv"})
+    out: str = field(default="", metadata={
+        "help": "manifest to write (.csv or .parquet; Parquet is smaller and faster for large data sets); "
+                "rejected rows go to <stem>.rejected.csv"})
     format: str = field(default="auto", metadata={"choices": FORMATS, "help": "source format; auto detects it"})
     label: str = field(default="", metadata={
         "help": "label key (JSON, dotted, e.g. annotations.forehead_wrinkle) or column (table)"})
@@ -222,11 +228,15 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
     if subj_re is not None:
         subjects_from_names(recs, subj_re, notes)
     classes = mapper.classes(sorted({r.class_name for r in recs}))
-    df, sinfo, n_no_subject = _split(records_frame(recs, classes), cfg)
-    del recs
+    df = records_frame(recs, classes)
+    del recs  # the table holds all that is needed from here on
+    df, sinfo, n_no_subject = _split(df, cfg)
     ordinal = cfg.ordinal
     if ordinal is None:
         ordinal = bool(mapper.ordinal_hint) or (len(classes) > 1 and all(is_number(c) for c in classes))
+    if len(df) > LARGE_MANIFEST_ROWS and out.suffix.lower() not in (".parquet", ".pq"):
+        notes.append(f"{len(df):,} rows: --out {out.stem}.parquet writes a smaller manifest that reads faster "
+                     "(CSV is kept as asked; see docs/results/scale.md)")
     rejected = rej.frame()
     meta = _meta(cfg, fmt, df, classes, ordinal, {"splits": sinfo, "rejected": rejected, "n_no_subject": n_no_subject,
                                                   "mapping": mapping, "n_read": n_read, "n_clamped": n_clamped,
@@ -234,6 +244,7 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
     if found is not None:  # training reads the region, so the model's Preprocess (and predict) finds faces too
         meta.update(region=cfg.find, finder=found)
     manifest = Manifest(df, classes, meta)
+    del df  # the manifest has its own (normalised) copy
     rpath = _write(manifest, rejected, out)
     summary = summarize(manifest, rejected, fmt=fmt, source=src, out=out, rpath=rpath, notes=meta["notes"],
                         mapping=mapping, n_read=n_read, seconds=time.time() - t0)

@@ -20,8 +20,8 @@ def _crosstab(df: pd.DataFrame, col: str, order: Sequence[str]) -> str:
     width = max([len(col)] + [len(str(o)) for o in order] + [5])
     lines = [f"  {col:<{width}} " + " ".join(f"{s:>6}" for s in _SPLITS) + f" {'total':>6}"]
     for o in order:
-        sub = df[df[col] == o]
-        lines.append(f"  {str(o):<{width}} " + " ".join(f"{int((sub['split'] == s).sum()):>6}" for s in _SPLITS)
+        sub = df.loc[df[col] == o, "split"]
+        lines.append(f"  {str(o):<{width}} " + " ".join(f"{int((sub == s).sum()):>6}" for s in _SPLITS)
                      + f" {len(sub):>6}")
     tot = [int((df["split"] == s).sum()) for s in _SPLITS]
     lines.append(f"  {'total':<{width}} " + " ".join(f"{t:>6}" for t in tot) + f" {len(df):>6}")

@@ -21,7 +21,6 @@ CSV cell) means the whole image.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,8 @@ __all__ = ["Manifest", "read_manifest", "write_manifest", "meta_path", "row_bbox
 #: The fixed columns, in order; other (metadata) columns follow them.
 COLUMNS = ["path", "label", "class_name", "raw_label", "subject", "view", "x0", "y0", "x1", "y1", "split", "fold"]
 BBOX_COLUMNS = ["x0", "y0", "x1", "y1"]
+#: Rows per Parquet row group: a large manifest is converted and written a part at a time (less memory).
+PARQUET_ROW_GROUP = 16384
 
 
 def row_bbox(row) -> tuple | None:
@@ -113,8 +114,8 @@ class Manifest:
 
 
 def normalise_columns(df: pd.DataFrame, classes: Optional[List[str]] = None) -> pd.DataFrame:
-    """Add missing standard columns with their defaults and put them first, typed."""
-    df = df.copy()
+    """Add missing standard columns with their defaults and put them first, typed (``df`` is not changed)."""
+    df = df.copy(deep=False)  # columns are replaced, never written into: the caller's frame stays as it was
     n = len(df)
     for c in _STR_COLUMNS:
         if c not in df.columns:
@@ -146,10 +147,8 @@ def write_manifest(manifest: Manifest, path=None) -> Path:
         raise ValueError("write_manifest: no path given")
     df = normalise_columns(manifest.df, manifest.classes)
     if _is_parquet(path):
-        buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
         with atomic_write(path, "wb") as f:
-            f.write(buf.getvalue())
+            df.to_parquet(f, index=False, row_group_size=PARQUET_ROW_GROUP)
     elif path.suffix.lower() in (".csv", ".tsv", ".txt", ""):
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
         with atomic_write(path, "w", encoding="utf-8", newline="") as f:

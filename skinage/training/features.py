@@ -16,6 +16,13 @@ under ``skinage.utils.cache_dir()/features``. The key of a file is
 Changing only the head (hidden sizes, dropout, learning rate, ...) therefore reuses
 every embedding; adding views computes only the new ones.
 
+:meth:`FeatureCache.get` assembles the embeddings of a table's rows into one ``.npy`` file,
+``sets/<key>.npy`` (key: the rows' image keys, the views and their tag), and returns it memory-mapped
+(copy-on-write): 100,000 x 1,280 floats (512 MB) are pages of a file the operating system can drop
+and read again, not a second copy in the process's memory, and ``torch.from_numpy`` uses them as
+they are. The same rows again map that file at once (no per-image reads). A set with unreadable rows
+is not reused (they are retried). The newest :data:`KEEP_SETS` sets are kept, older ones deleted.
+
 >>> image_key("/nonexistent/a.jpg", (0, 0, 10, 10)) == image_key("/nonexistent/a.jpg", (0, 0, 10, 10))
 True
 >>> image_key("/nonexistent/a.jpg", None) == image_key("/nonexistent/a.jpg", (0, 0, 10, 10))
@@ -24,6 +31,7 @@ False
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -38,11 +46,14 @@ import torch
 
 from ..data.crops import iter_batches
 from ..data.images import ImageError
-from ..data.manifest import row_bbox
+from ..data.manifest import BBOX_COLUMNS, row_bbox
 from ..utils import cache_dir, say
 from .device import autocast_context
 
-__all__ = ["FeatureCache", "image_key", "weights_hash"]
+__all__ = ["FeatureCache", "image_key", "weights_hash", "finite_rows", "KEEP_SETS"]
+
+#: Assembled sets (``sets/*.npy``) kept per model and preprocessing; the least recently used go first.
+KEEP_SETS = 9  # three runs' train, val and test
 
 
 def weights_hash(module: torch.nn.Module) -> str:
@@ -144,35 +155,50 @@ class FeatureCache:
     def get(self, df, views: int = 0, aug_spec: str = "flip,rotate,jitter,crop", desc: str = "features",
             on_error: Callable[[int, str], None] | None = None, rotate_deg: float = 10.0,
             crop_scale: float = 0.75, noise_std: float = 0.03) -> np.ndarray:
-        """Embeddings of every row of ``df``: array (N, 1 + views, D) float32.
+        """Embeddings of every row of ``df``: array (N, 1 + views, D) float32, memory-mapped from the cache.
 
         View 0 is the plain crop; views 1..``views`` are augmented versions. A row
         whose image cannot be read is reported through ``on_error(index, reason)``
-        and gets NaN embeddings (the caller sets it aside).
+        and gets NaN embeddings (the caller sets it aside). The array is a copy-on-write
+        :class:`numpy.memmap` of ``sets/<key>.npy`` (writing to it changes neither the file nor
+        the cache); it is an ordinary in-memory array when the cache folder cannot hold the file.
         """
-        out = np.full((len(df), 1 + views, self.model.feature_dim), np.nan, dtype=np.float32)
+        n, shape = len(df), (len(df), 1 + views, self.model.feature_dim)
         paths = df["path"].astype(str).tolist()
-        bboxes = [row_bbox(r) for r in df.to_dict("records")]
+        bcols = [c for c in BBOX_COLUMNS if c in df.columns]
+        bboxes = [row_bbox(dict(zip(bcols, vals))) for vals in df[bcols].itertuples(index=False, name=None)] \
+            if bcols else [None] * n
         ikeys = [image_key(p, b) for p, b in zip(paths, bboxes)]
         tag = _views_tag(views, aug_spec, rotate_deg, crop_scale, noise_std)
+        if n == 0:
+            return np.zeros(shape, dtype=np.float32)
+        set_file = self.dir / "sets" / f"{_set_key(ikeys, views, tag)}.npy"
+        arr = _open_set(set_file, shape)
+        if arr is not None:
+            self.stats["reused"] += n * (1 + views)
+            return arr
+        out, tmp = _new_set(set_file, shape)
         todo = self._read_cached(ikeys, views, tag, out)
-        if not todo:
-            return out
-        # group the work per image so each crop is loaded once for all its views
-        per_image: dict[int, list[int]] = {}
-        for i, v in todo:
-            per_image.setdefault(i, []).append(v)
         bad: dict[int, str] = {}
-        aug = None
-        from .augment import needs_context
+        if todo:
+            # group the work per image so each crop is loaded once for all its views
+            per_image: dict[int, list[int]] = {}
+            for i, v in todo:
+                per_image.setdefault(i, []).append(v)
+            aug = None
+            from .augment import needs_context
 
-        if views:
-            from .augment import build_augment
+            if views:
+                from .augment import build_augment
 
-            aug = build_augment(aug_spec, self.pre.size, rotate_deg, crop_scale, noise_std)
-        load = self._view_loader(paths, bboxes, ikeys, aug, bad, context=needs_context(aug_spec) and views > 0)
-        n_img = self._compute(list(per_image.items()), load, ikeys, tag, views, out, desc)
-        self.stats["computed"] += n_img - sum(len(per_image[i]) for i in bad)
+                aug = build_augment(aug_spec, self.pre.size, rotate_deg, crop_scale, noise_std)
+            load = self._view_loader(paths, bboxes, ikeys, aug, bad, context=needs_context(aug_spec) and views > 0)
+            n_img = self._compute(list(per_image.items()), load, ikeys, tag, views, out, desc)
+            self.stats["computed"] += n_img - sum(len(per_image[i]) for i in bad)
+        for i in bad:
+            out[i] = np.nan
+        if tmp is not None:
+            out = _finish_set(out, tmp, set_file, bad)
         for i, reason in bad.items():
             if on_error is not None:
                 on_error(i, reason)
@@ -257,6 +283,88 @@ class FeatureCache:
             self.model.to(memory_format=torch.contiguous_format)
         self.stats["seconds"] += time.perf_counter() - t0
         return n_img
+
+
+def finite_rows(arr: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Rows of ``arr`` (N, ...) holding no NaN or infinity: bool (N,), checked ``chunk`` rows at a time.
+
+    ``np.isfinite(arr).all(axis=...)`` would first make a boolean copy of the whole array (100 MB for
+    100,000 x 1,280 values).
+
+    >>> finite_rows(np.array([[1.0, 2.0], [np.nan, 0.0], [3.0, np.inf]])).tolist()
+    [True, False, False]
+    """
+    axes = tuple(range(1, arr.ndim))
+    ok = np.empty(len(arr), dtype=bool)
+    for s in range(0, len(arr), chunk):
+        ok[s:s + chunk] = np.isfinite(arr[s:s + chunk]).all(axis=axes)
+    return ok
+
+
+def _set_key(ikeys: list[str], views: int, tag: str) -> str:
+    """The name of the assembled set of these rows (in this order), views and view tag."""
+    h = hashlib.sha1(f"{len(ikeys)}:{views}:{tag if views else ''}".encode())
+    for k in ikeys:
+        h.update(k.encode())
+    return h.hexdigest()[:24]
+
+
+def _open_set(set_file: Path, shape: tuple) -> np.ndarray | None:
+    """The assembled set, memory-mapped copy-on-write, when it is complete, of this shape and had no bad rows."""
+    meta = set_file.with_suffix(".json")
+    try:
+        info = json.loads(meta.read_text())
+        if info.get("bad") or tuple(info.get("shape", ())) != shape:
+            return None
+        arr = np.load(set_file, mmap_mode="c")
+    except (OSError, ValueError):
+        return None
+    if arr.shape != shape or arr.dtype != np.float32:
+        return None
+    try:
+        os.utime(set_file)  # recently used: kept by the clean-up
+    except OSError:
+        pass
+    return arr
+
+
+def _new_set(set_file: Path, shape: tuple) -> tuple[np.ndarray, Path | None]:
+    """A file-backed array to assemble a set in (and its temporary path), or an in-memory one if the file fails."""
+    tmp = set_file.with_name(f".{set_file.stem}.{os.getpid()}.tmp.npy")
+    try:
+        set_file.parent.mkdir(exist_ok=True)
+        return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape), tmp
+    except (OSError, ValueError) as e:
+        say(f"  feature cache: cannot write {tmp.parent} ({e}); the embeddings stay in memory")
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return np.full(shape, np.nan, dtype=np.float32), None
+
+
+def _finish_set(out: np.ndarray, tmp: Path, set_file: Path, bad: dict) -> np.ndarray:
+    """Flush the assembled set, put it in place with its ``.json`` (shape, bad rows), clean up; return it mapped."""
+    from ..utils import atomic_write_json
+
+    shape = out.shape
+    out.flush()
+    del out
+    os.replace(tmp, set_file)
+    atomic_write_json(set_file.with_suffix(".json"), {"shape": list(shape), "bad": {str(i): r for i, r in bad.items()}})
+    _drop_old_sets(set_file.parent, KEEP_SETS)
+    return np.load(set_file, mmap_mode="c")
+
+
+def _drop_old_sets(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used sets (a process that has one mapped keeps reading it)."""
+    try:
+        sets = sorted((f for f in folder.glob("*.npy") if not f.name.startswith(".")),  # not others' unfinished sets
+                      key=lambda f: f.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    for f in sets[keep:]:
+        with contextlib.suppress(OSError):
+            f.with_suffix(".json").unlink()
+            f.unlink()
 
 
 def _save_npy(f: Path, e: np.ndarray) -> None:

@@ -154,7 +154,7 @@ def _problem(cfg: TuneConfig) -> _Problem:
     from ..models.model import SkinageModel
     from ..preprocess import Preprocess
     from .device import resolve_precision
-    from .features import FeatureCache
+    from .features import FeatureCache, finite_rows
 
     man = read_manifest(cfg.data)
     try:
@@ -182,8 +182,10 @@ def _problem(cfg: TuneConfig) -> _Problem:
 
     t0 = time.perf_counter()
     feats = cache.get(df, views=cfg.aug_views, aug_spec=cfg.augment, desc="features", on_error=on_error)
-    ok = np.array([i not in bad for i in range(len(df))]) & np.isfinite(feats).all(axis=(1, 2))
-    df, feats = df[ok].reset_index(drop=True), feats[ok]
+    ok = finite_rows(feats)  # feats is memory-mapped from the cache: copied only when rows must go
+    ok[list(bad)] = False
+    if not ok.all():
+        df, feats = df[ok].reset_index(drop=True), feats[ok]
     say(f"  features: {cache.stats['computed']} computed, {cache.stats['reused']} reused ({time.perf_counter() - t0:.1f} s); "
         f"{len(set_aside)} image(s) set aside")
     y = df["label"].astype(int).to_numpy()

@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from ..images import IMAGE_EXTENSIONS
 
-__all__ = ["SYSTEM_FILES", "is_image_name", "is_system_file", "class_dirs", "image_index", "resolve_by_name"]
+__all__ = ["SYSTEM_FILES", "is_image_name", "is_system_file", "class_dirs", "files_below", "image_index",
+           "resolve_by_name"]
 
 SYSTEM_FILES = {".ds_store", "thumbs.db", "desktop.ini"}
 
@@ -34,6 +35,43 @@ def class_dirs(root: Path) -> List[Path]:
     for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if any(is_image_name(f.name) for f in d.rglob("*") if f.is_file()):
             out.append(d)
+    return out
+
+
+def files_below(folder: Path) -> List[Tuple[Tuple[str, ...], "os.DirEntry"]]:
+    """Every file below ``folder`` as (its path's parts below ``folder``, its directory entry), in path order.
+
+    The files, and the order, of ``sorted(f for f in folder.rglob("*") if f.is_file())``: symbolic links
+    to files count (their entry says so), linked folders are not entered, unreadable folders are
+    skipped. One ``scandir`` per folder and no :class:`~pathlib.Path` per file, so a folder of
+    100,000 images is listed in a fraction of the time.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> for rel in ("a/b.jpg", "a.b/c.jpg", "z.jpg"):
+    ...     (d / rel).parent.mkdir(exist_ok=True); _ = (d / rel).write_bytes(b"")
+    >>> [parts for parts, _ in files_below(d)] == [f.relative_to(d).parts for f in sorted(d.rglob("*"))
+    ...                                            if f.is_file()]
+    True
+    """
+    out: List[Tuple[Tuple[str, ...], os.DirEntry]] = []
+    todo = [((), os.fspath(folder))]
+    while todo:
+        parts, path = todo.pop()
+        try:
+            with os.scandir(path) as it:
+                entries = list(it)
+        except PermissionError:
+            continue
+        for e in entries:
+            try:
+                if e.is_file():
+                    out.append((parts + (e.name,), e))
+                elif e.is_dir() and not e.is_symlink():
+                    todo.append((parts + (e.name,), e.path))
+            except OSError:
+                continue
+    out.sort(key=lambda item: item[0])  # Path order: part by part
     return out
 
 

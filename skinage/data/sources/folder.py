@@ -6,12 +6,13 @@ system files (.DS_Store, Thumbs.db, ._*) skipped and counted in a note.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+from pathlib import Path, PurePath
 from typing import List
 
 from ...config import ConfigError
 from ..records import Record, Rejects
-from .files import class_dirs, is_image_name, is_system_file
+from .files import class_dirs, files_below, is_image_name, is_system_file
 
 __all__ = ["read_folder"]
 
@@ -35,15 +36,18 @@ def read_folder(root: Path, rej: Rejects, notes: List[str]) -> List[Record]:
     recs = []
     skipped_system = 0
     for d in dirs:
-        for f in sorted(d.rglob("*")):
-            if not f.is_file():
-                continue
-            if is_system_file(f.name):
+        real = os.path.realpath(d)  # the class folder's own links resolved once, not once per file
+        for parts, entry in files_below(d):
+            name = entry.name
+            if is_system_file(name):
                 skipped_system += 1
-            elif not is_image_name(f.name):
-                rej.add(f, f, "non-image", f"extension '{f.suffix or '(none)'}' in class folder {d.name}/", d.name)
-            else:
-                recs.append(Record.of(f.resolve(), d.name, origin=f.relative_to(root)))
+            elif not is_image_name(name):
+                f = os.path.join(d, *parts)
+                rej.add(f, f, "non-image", f"extension '{PurePath(name).suffix or '(none)'}' in class folder {d.name}/",
+                        d.name)
+            else:  # the absolute path with links resolved, as Path.resolve() gives it
+                path = os.path.realpath(entry.path) if entry.is_symlink() else os.path.join(real, *parts)
+                recs.append(Record.of(path, d.name, origin=os.path.join(d.name, *parts)))
     if skipped_system:
         notes.append(f"{skipped_system} system file(s) (.DS_Store, Thumbs.db, ._*) skipped")
     return recs

@@ -495,3 +495,41 @@ def test_find_batch_api_matches_single_images(photo_folder, finder):
     assert len(result.rows) == 1 and result.counts[OK] == 1 and result.out is None
     one = finder.find(photo_folder / "011_03.jpg")
     assert float(result.rows[0]["face_x0"]) == pytest.approx(one[0].box[0], abs=0.006)
+
+
+# --------------------------------------------------------------------------- bytes and the bordered second pass
+
+
+def test_bytes_of_a_file_give_the_same_faces_as_its_path(finder, london):
+    path = london / "009_03.jpg"
+    a, b = finder.find(path), finder.find(path.read_bytes())
+    assert a.status == b.status == OK and a[0].box == b[0].box and a[0].forehead == b[0].forehead
+    truncated = finder.find(path.read_bytes()[:4000])
+    assert truncated.status == UNREADABLE and "truncated" in truncated.reason
+
+
+def test_a_face_filling_the_photo_is_found_on_the_bordered_second_pass(finder):
+    """UTKFace crops the first pass misses: found with a grey border, boxes back in the photo's pixels."""
+    from skinage.find.finder import add_border
+
+    path = shared_data("utkface-age") / "70" / "72_0_0_20170111222516126.jpg"
+    image = Image.open(path).convert("RGB")
+    first, _ = finder.faces(image, 1, image.size)
+    assert first == []  # what the finder found before the second pass existed
+    found = finder.find(path)
+    framed, pad = add_border(image)
+    assert pad == 50 and found.status == OK and found.border == 50 and "border" in found.reason
+    by_hand = finder.find(framed)  # the same detection on the framed image, in its pixels
+    assert by_hand.status == OK and by_hand.border == 0
+    face, ref = found[0], by_hand[0]
+    assert face.detection == tuple(v - pad for v in ref.detection)
+    assert np.array_equal(face.landmarks[:, :2], ref.landmarks[:, :2] - pad)
+    assert all(0 <= v <= 200 for v in face.box + face.forehead)  # clamped to the photo
+    assert face.box == tuple(min(max(v - pad, 0.0), 200.0) for v in square_box_of(ref.detection))
+
+
+def square_box_of(box):
+    x0, y0, x1, y1 = box
+    half = max(x1 - x0, y1 - y0) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return (cx - half, cy - half, cx + half, cy + half)

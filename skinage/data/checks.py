@@ -11,8 +11,9 @@ Each step takes the records still kept, sets aside with its reason every one it 
    outside is clamped to it;
 5. :func:`subjects_from_names` -- person ids from the file names (``--subject-regex``).
 
-A step that fills or replaces boxes per image (a face finder) belongs between 3 and 4: it has the
-image's size, and its boxes are then checked like any other.
+``--find`` (:func:`skinage.data.finding.find_boxes`) sits between 3 and 4: it replaces each record's box
+by the face finder's (or sets the record aside with the finder's status), and its boxes are then checked
+like any other.
 
 >>> bbox_check((10, 10, 50, 40), (40, 100))
 ((10, 10, 40.0, 40), None, 'clamped')

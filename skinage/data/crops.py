@@ -25,7 +25,7 @@ import numpy as np
 
 from .images import ImageError
 
-__all__ = ["iter_batches", "iter_crops", "load_crops", "CropStore", "READ_ERRORS"]
+__all__ = ["iter_batches", "iter_crops", "load_crops", "context_size", "context_crop", "CropStore", "READ_ERRORS"]
 
 #: What a crop can fail with: an unreadable image or an unusable box (ImageError), a file system
 #: error, a value the loader refuses.
@@ -98,22 +98,72 @@ def load_crops(pre, items: Sequence[tuple], **kw) -> tuple[np.ndarray, np.ndarra
     return idx, out[:n], errors
 
 
+def context_size(size: int, context: float) -> int:
+    """Side of a crop with ``context`` of the box on every side, for a model reading ``size`` px.
+
+    >>> context_size(224, 0.25)
+    336
+    """
+    return int(round(size * (1 + 2 * float(context))))
+
+
+def context_crop(pre, source, bbox, context: float, cache=None) -> tuple[np.ndarray, np.ndarray]:
+    """The model's crop with ``context`` of its box's width and height added on every side (kept inside the image),
+    at :func:`context_size`, and where the plain crop (``pre.load``'s box) lies in it: ``(x0, y0, x1, y1)`` in
+    -1..1 (the coordinates of ``torch.nn.functional.affine_grid``). For the ``box`` augmentation.
+
+    >>> import tempfile, os
+    >>> from PIL import Image
+    >>> from skinage.preprocess import Preprocess
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.png"); Image.new("RGB", (100, 80)).save(p)
+    >>> crop, rect = context_crop(Preprocess(size=20), p, (40, 30, 60, 50), 0.25)
+    >>> crop.shape, rect.round(4).tolist()  # the box's 20 px are the middle of 30: -1 + 2 * 5 / 30 = -2/3
+    ((30, 30, 3), [-0.6667, -0.6667, 0.6667, 0.6667])
+    >>> context_crop(Preprocess(size=20), p, (0, 0, 20, 20), 0.25)[1].round(4).tolist()  # cut by the image's edge
+    [-1.0, -1.0, 0.6, 0.6]
+    """
+    from .images import expand_box, probe_image
+
+    info = probe_image(source)
+    size = (info.width, info.height)
+    plain = pre.crop_box(bbox, size)
+    ctx = expand_box(plain, size, margin=float(context), square=False)
+    n = context_size(pre.size, context)
+    if cache is not None and not isinstance(source, (bytes, bytearray, memoryview)):
+        arr = cache.get(source, ctx, n, resample=pre.interpolation)
+    else:
+        from .images import load_crop
+
+        arr = load_crop(source, ctx, size=n, resample=pre.interpolation)
+    w, h = ctx[2] - ctx[0], ctx[3] - ctx[1]
+    rect = np.array([(plain[0] - ctx[0]) / w, (plain[1] - ctx[1]) / h, (plain[2] - ctx[0]) / w,
+                     (plain[3] - ctx[1]) / h], dtype=np.float64) * 2 - 1
+    return arr, rect
+
+
 class CropStore:
     """The crops of some manifest rows in memory, uint8 ``(N, 3, S, S)`` torch tensors, decoded once.
 
     Rows whose image cannot be read are left out and passed to ``on_error(record, reason)``; ``df``
-    keeps the rows that were read, in order, and ``y`` their labels.
+    keeps the rows that were read, in order, and ``y`` their labels. ``context`` > 0 keeps each crop with
+    that much context around its box (:func:`context_crop`; side :func:`context_size`) and ``rects``
+    (N, 4) says where the plain crop lies in it; else ``rects`` is None.
     """
 
     def __init__(self, df, pre, *, cache=None, workers: int = 1, progress: bool = False, desc: str = "crops",
-                 on_error: Optional[Callable[[dict, str], None]] = None):
+                 on_error: Optional[Callable[[dict, str], None]] = None, context: float = 0.0):
         import torch
 
         from .manifest import row_bbox
 
         recs = df.to_dict("records")
-        idx, x, errors = load_crops(pre, [(str(r["path"]), row_bbox(r)) for r in recs], cache=cache,
-                                    workers=max(1, workers), progress=progress, desc=desc)
+        items = [(str(r["path"]), row_bbox(r)) for r in recs]
+        self.rects = None
+        if context > 0:
+            idx, x, rects, errors = _load_context_crops(pre, items, context, cache, max(1, workers), progress, desc)
+            self.rects = torch.from_numpy(rects)
+        else:
+            idx, x, errors = load_crops(pre, items, cache=cache, workers=max(1, workers), progress=progress, desc=desc)
         for i, e in errors:
             if on_error is not None:
                 on_error(recs[i], str(e))
@@ -123,3 +173,31 @@ class CropStore:
 
     def __len__(self) -> int:
         return len(self.y)
+
+
+def _load_context_crops(pre, items, context, cache, workers, progress, desc):
+    """(idx, crops with context (N, Sc, Sc, 3), rects (N, 4), errors) of ``items`` (:func:`context_crop`)."""
+    from tqdm.auto import tqdm
+
+    def load(item):
+        try:
+            return context_crop(pre, item[0], item[1], context, cache)
+        except READ_ERRORS as e:
+            return e
+
+    n = context_size(pre.size, context)
+    out = np.empty((len(items), n, n, 3), dtype=np.uint8)
+    rects = np.empty((len(items), 4), dtype=np.float64)
+    idx, errors, k = [], [], 0
+    bar = tqdm(total=len(items), desc=desc, unit="img", disable=not progress, leave=False, dynamic_ncols=True)
+    for chunk, loaded in iter_batches(list(range(len(items))), 64, lambda i: load(items[i]), workers=workers):
+        for i, res in zip(chunk, loaded):
+            if isinstance(res, Exception):
+                errors.append((i, res))
+                continue
+            out[k], rects[k] = res
+            idx.append(i)
+            k += 1
+        bar.update(len(chunk))
+    bar.close()
+    return np.asarray(idx, dtype=np.int64), out[:k], rects[:k], errors

@@ -19,6 +19,10 @@ Three source formats (found automatically; ``--format`` to force one):
     by themselves); relative paths are taken from ``--image-root`` (default: the table's
     folder). ``--labels-only`` accepts rows whose image is absent.
 
+``--find face|forehead`` takes each image's box from the face finder (:mod:`skinage.data.finding`), after
+the image checks; images without exactly one usable face are set aside with the finder's status, and the
+manifest's metadata records ``region`` so a model trained on it finds faces itself in ``skinage predict``.
+
 Every row that cannot be used is written with its reason to ``<MANIFEST stem>.rejected.csv``
 and counted in the printed summary; nothing is dropped silently. Splits are person-grouped and
 label-stratified (see :mod:`skinage.data.splits`).
@@ -99,7 +103,10 @@ class IngestConfig(Seeded):
     folds: int = field(default=0, metadata={"help": "K > 1: also deal the non-test rows into K person-grouped folds (column fold)"})
     check_images: bool = field(default=True, metadata={
         "help": "decode every image once (cheaply) to set aside corrupt, truncated and non-image files"})
-    workers: int = field(default=2, metadata={"help": "threads for checking images"})
+    find: Optional[str] = field(default=None, metadata={"choices": ("face", "forehead"),
+        "help": "boxes from the face finder (over any box in the labels): the face or forehead of each image; images "
+                "without exactly one usable face are set aside with the finder's status; answers cached by content"})
+    workers: int = field(default=2, metadata={"help": "threads for checking images (and finding faces)"})
     quiet: bool = field(default=False, metadata={"help": "print no summary or progress bar"})
 
 
@@ -129,6 +136,8 @@ def _options(cfg: IngestConfig) -> Tuple[Path, Path, Optional[re.Pattern]]:
     out = Path(cfg.out).expanduser()
     if out.suffix.lower() not in (".csv", ".tsv", ".parquet", ".pq"):
         raise ConfigError(f"--out {out}: use a .csv or .parquet file name")
+    if cfg.find and cfg.labels_only:
+        raise ConfigError("--find needs the images (it finds the faces in them); drop --labels-only")
     subj_re = None
     if cfg.subject_regex:
         try:
@@ -204,6 +213,11 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
     recs = drop_duplicates(recs, rej)
     recs = check_images(recs, rej, notes, labels_only=cfg.labels_only, decode=cfg.check_images,
                         workers=cfg.workers, quiet=cfg.quiet)
+    found = None
+    if cfg.find:
+        from .finding import find_boxes
+
+        recs, found = find_boxes(recs, rej, cfg.find, notes, workers=cfg.workers, quiet=cfg.quiet)
     recs, n_clamped = check_boxes(recs, rej)
     if subj_re is not None:
         subjects_from_names(recs, subj_re, notes)
@@ -217,6 +231,8 @@ def run_ingest(cfg: IngestConfig) -> IngestResult:
     meta = _meta(cfg, fmt, df, classes, ordinal, {"splits": sinfo, "rejected": rejected, "n_no_subject": n_no_subject,
                                                   "mapping": mapping, "n_read": n_read, "n_clamped": n_clamped,
                                                   "notes": notes})
+    if found is not None:  # training reads the region, so the model's Preprocess (and predict) finds faces too
+        meta.update(region=cfg.find, finder=found)
     manifest = Manifest(df, classes, meta)
     rpath = _write(manifest, rejected, out)
     summary = summarize(manifest, rejected, fmt=fmt, source=src, out=out, rpath=rpath, notes=meta["notes"],

@@ -61,8 +61,17 @@ EYE_CORNERS = (33, 263)
 #: (JPEGs decoded so by DCT scaling, Pillow's draft): a 4000x3000 photo is found at 1000x750, a 1920x1080 one
 #: at full size. Boxes are scaled back to full resolution.
 DECODE_SIZE = 750
+#: The version of the finder's answers: raise it whenever a change of the pipeline can change a status or a box,
+#: so results cached by content (``skinage ingest --find``) are computed again. 2: the bordered second pass.
+PIPELINE_VERSION = 2
 #: The chosen face's box (squared) must be at least this many pixels wide in the full-resolution image.
 MIN_FACE_SIZE = 40
+#: When no face is found, the finder looks again with a border of this fraction of the working image's long side
+#: added on every side (UTKFace-style crops that the face fills edge to edge: the detector was trained on looser
+#: framing). Boxes and landmarks are given in pixels of the photo itself (the border taken off, boxes clamped).
+FALLBACK_BORDER = 0.25
+#: The border's colour (mid grey, RGB).
+FALLBACK_FILL = (128, 128, 128)
 #: A second face whose box area is at least this fraction of the largest face's is "comparable":
 #: the photo is refused as several_faces. Smaller faces (bystanders) are ignored.
 COMPARABLE_AREA = 0.4

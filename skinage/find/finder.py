@@ -17,6 +17,11 @@ Steps
    (:mod:`skinage.find.landmarks`); those whose face-presence probability is below
    ``MIN_PRESENCE`` (0.5) are dropped as false positives.
 4. Boxes (:mod:`skinage.find.regions`) and the status (:func:`status_of`).
+5. Fallback: when 3 leaves no face, the working image is framed by a grey border of
+   ``FALLBACK_BORDER`` (0.25) of its long side on every side (:func:`add_border`) and 2-4 run again
+   on it; the border is taken off the boxes and landmarks (in working pixels, before the reduction
+   factor) and the boxes are clamped to the photo. Faces that fill the photo edge to edge (tight
+   crops) are found so; a photo where the second pass finds nothing keeps the first pass's answer.
 """
 
 from __future__ import annotations
@@ -30,13 +35,17 @@ from PIL import Image, ImageOps
 
 from ..data.images import ImageError, open_image, to_rgb
 from .assets import model_path
-from .constants import COMPARABLE_AREA, DECODE_SIZE, MIN_EYE_SPAN, MIN_FACE_SIZE, MIN_PRESENCE
+from .constants import (COMPARABLE_AREA, DECODE_SIZE, FALLBACK_BORDER, FALLBACK_FILL, MIN_EYE_SPAN, MIN_FACE_SIZE,
+                        MIN_PRESENCE)
 from .detector import Detection, Detector
 from .landmarks import Landmarker, Roi
 from .regions import forehead_box, roll_degrees, square_box
 from .result import FACE_TOO_SMALL, NO_FACE, OK, SEVERAL_FACES, UNREADABLE, Face, Found
 
-__all__ = ["Finder", "Decoded", "ort_session", "status_of", "unreadable", "decode", "reduction_factor"]
+__all__ = ["Finder", "Decoded", "ort_session", "status_of", "unreadable", "decode", "reduction_factor", "add_border"]
+
+#: What :func:`decode` reads as the content of an image file (an upload held in memory).
+BYTES = (bytes, bytearray, memoryview)
 
 
 class Decoded(NamedTuple):
@@ -77,12 +86,12 @@ def ort_session(path: str | os.PathLike, threads: int = 0):
 def decode(image, min_side: int = DECODE_SIZE) -> Decoded:
     """Any accepted input -> :class:`Decoded` (upright RGB, reduction factor, full size).
 
-    A path goes through :func:`skinage.data.images.open_image` with JPEG draft decoding (raises
-    ``ImageError``); a ``PIL.Image`` is turned upright by its EXIF orientation
+    A path, or the bytes of an image file (an upload held in memory), goes through
+    :func:`skinage.data.images.open_image` with JPEG draft decoding (raises ``ImageError``); a ``PIL.Image`` is turned upright by its EXIF orientation
     (``ImageOps.exif_transpose``) and converted to RGB; an array must be ``(H, W, 3)`` uint8 RGB,
     already upright. Whatever is still large is reduced with ``Image.reduce``.
     """
-    if isinstance(image, (str, os.PathLike)):
+    if isinstance(image, (str, os.PathLike, *BYTES)):
         im = open_image(image, draft=min_side)
         full = tuple(im.info["full_size"])
     elif isinstance(image, np.ndarray):
@@ -94,11 +103,27 @@ def decode(image, min_side: int = DECODE_SIZE) -> Decoded:
         im = to_rgb(ImageOps.exif_transpose(image))
         full = im.size
     else:
-        raise TypeError(f"find() takes a path, a PIL.Image or an (H, W, 3) uint8 array, not {type(image).__name__}")
+        raise TypeError(f"find() takes a path, the bytes of an image file, a PIL.Image or an (H, W, 3) uint8 array, "
+                        f"not {type(image).__name__}")
     # a DCT-scaled JPEG is ceil(W / s) wide: s is the nearest whole ratio of the long sides
     done = max(1, round(max(full) / max(im.size)))
     more = reduction_factor(im.size[0], im.size[1], min_side)
     return Decoded(im.reduce(more) if more > 1 else im, done * more, full)
+
+
+def add_border(image: Image.Image, fraction: float = FALLBACK_BORDER, fill=FALLBACK_FILL) -> tuple[np.ndarray, int]:
+    """``image`` framed by ``pad = floor(fraction * max(W, H) + 0.5)`` pixels of ``fill`` on every side; (array, pad).
+
+    >>> arr, pad = add_border(Image.new("RGB", (200, 100), (255, 0, 0)))
+    >>> arr.shape, pad, arr[0, 0].tolist(), arr[pad, pad].tolist()
+    ((200, 300, 3), 50, [128, 128, 128], [255, 0, 0])
+    """
+    arr = np.asarray(image, dtype=np.uint8)
+    pad = int(np.floor(fraction * max(arr.shape[0], arr.shape[1]) + 0.5))
+    out = np.empty((arr.shape[0] + 2 * pad, arr.shape[1] + 2 * pad, 3), dtype=np.uint8)
+    out[...] = np.asarray(fill, dtype=np.uint8)
+    out[pad:pad + arr.shape[0], pad:pad + arr.shape[1]] = arr
+    return out, pad
 
 
 def status_of(faces: list[Face], size: tuple, profiles: int = 0) -> tuple[str, str]:
@@ -168,29 +193,45 @@ class Finder:
         return self.find_decoded(reduced)
 
     def find_decoded(self, reduced: Decoded) -> Found:
-        """Faces in an image already decoded by :func:`decode`."""
-        work = reduced.image
+        """Faces in an image already decoded by :func:`decode` (with the bordered second pass, step 5)."""
+        faces, profiles = self.faces(reduced.image, reduced.factor, reduced.size)
+        border = 0
+        if not faces and FALLBACK_BORDER > 0:
+            framed, pad = add_border(reduced.image)
+            again, again_profiles = self.faces(Image.fromarray(framed, "RGB"), reduced.factor, reduced.size, offset=pad)
+            if again:
+                faces, profiles, border = again, again_profiles, pad * reduced.factor
+        faces.sort(key=lambda f: -f.area)
+        status, reason = status_of(faces, reduced.size, profiles)
+        if border:
+            reason += " (found with a border added around the photo: the face fills it)"
+        return Found(faces, status, reason, reduced.size, border=border)
+
+    def faces(self, work: Image.Image, factor: int, size: tuple, offset: int = 0) -> tuple[list[Face], int]:
+        """(faces, number of profiles set aside) in the working image ``work``, whose pixel ``offset + i`` is the
+        photo's reduced pixel ``i`` (``offset`` > 0: a bordered copy)."""
         arr = np.asarray(work, dtype=np.uint8)
         faces, profiles = [], 0
         for det in self.detector(work):
             if det.eye_span < MIN_EYE_SPAN:
                 profiles += 1
                 continue
-            face = self.face(arr, det, reduced.factor, reduced.size)
+            face = self.face(arr, det, factor, size, offset)
             if face is not None:
                 faces.append(face)
-        faces.sort(key=lambda f: -f.area)
-        status, reason = status_of(faces, reduced.size, profiles)
-        return Found(faces, status, reason, reduced.size)
+        return faces, profiles
 
-    def face(self, image: np.ndarray, det: Detection, factor: int, size: tuple) -> Face | None:
-        """FaceMesh on one detection of the working ``image``; None when FaceMesh sees no face."""
+    def face(self, image: np.ndarray, det: Detection, factor: int, size: tuple, offset: int = 0) -> Face | None:
+        """FaceMesh on one detection of the working ``image``; None when FaceMesh sees no face.
+
+        ``offset``: the border around the photo in ``image`` (working pixels), taken off the results."""
         roi = Roi.from_detection(det.box, det.keypoints)
         points, presence = self.landmarker(image, roi)
         if presence < MIN_PRESENCE:
             return None
+        points[:, :2] -= offset
         points[:, :3] *= factor  # x, y and depth alike: full-resolution pixels
-        box = tuple(v * factor for v in det.box)
+        box = tuple((v - offset) * factor for v in det.box)
         return Face(box=square_box(box, size), forehead=forehead_box(points, size), landmarks=points,
-                    score=det.score, keypoints=det.keypoints * factor, presence=presence,
+                    score=det.score, keypoints=(det.keypoints - offset) * factor, presence=presence,
                     roll=roll_degrees(points), detection=box)

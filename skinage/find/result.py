@@ -93,12 +93,16 @@ class Face:
 class Found(list):
     """The faces of one image, largest first, plus ``status``, ``reason`` and the image ``size`` (W, H).
 
+    ``border`` is 0, or the border (in full-resolution pixels) the faces were found with on the finder's
+    second pass (a face that fills the photo: see :mod:`skinage.find.finder`, step 5).
+
     ``found[0]`` (also ``found.face``) is the chosen face whenever one was found; ``found.face`` is
     ``None`` for ``no_face`` and ``unreadable``.
     """
 
-    def __init__(self, faces=(), status: str = OK, reason: str = "", size: tuple | None = None):
+    def __init__(self, faces=(), status: str = OK, reason: str = "", size: tuple | None = None, border: int = 0):
         super().__init__(faces)
+        self.border = int(border)  # > 0: found on the second pass, with this many full-size pixels of border
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}: one of {', '.join(STATUSES)}")
         self.status = status

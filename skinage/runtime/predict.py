@@ -24,6 +24,15 @@ read is not dropped: its row has ``status=error`` and the reason. With
 ``--group-by subject`` the views of one person are fused (mean of the
 probabilities) into one prediction per person.
 
+A model trained on found crops (its ``Preprocess`` region is ``face`` or ``forehead``) finds the
+face itself in every image that comes without a box (files and folders, manifest rows without one;
+``--bbox`` and a manifest's boxes win): a photo the finder refuses gets its status (``no_face``,
+``several_faces``, ``face_too_small``) and sentence instead of a class; the row shows the box found
+(``bbox``) and the finder's ``finder`` status, ``faces`` and ``face_score``. Every model refuses a
+crop too dark to grade (status ``too_dark``: :mod:`skinage.runtime.quality`). Each image's work is
+:func:`skinage.runtime.photo.prepare`; :func:`predict_image` does one image, given as a path or as
+bytes, and returns the same row (what a web server answers for an upload).
+
 The exported ONNX graph takes ``pixels``: uint8 RGB, shape (N, H, W, 3) (what
 ``load_crop`` returns, stacked), and returns ``probs``: float32 (N, K).
 
@@ -46,13 +55,13 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..config import ConfigError, Threaded, add_config_arguments, build_config, config_from_args
-from ..data.crops import iter_crops
 from ..models.decode import predict_labels
 from ..utils import atomic_write_json, atomic_write_text, say
+from .photo import ERROR, Prepared, make_row, predict_image, prepare
 from .predictor import load_predictor
 
-__all__ = ["PredictConfig", "predict", "collect_inputs", "predict_items", "group_rows", "to_csv", "add_arguments",
-           "run", "IMAGE_EXTENSIONS"]
+__all__ = ["PredictConfig", "predict", "predict_image", "collect_inputs", "predict_items", "group_rows", "to_csv",
+           "to_json", "add_arguments", "run", "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 MANIFEST_EXTENSIONS = {".csv", ".parquet", ".pq"}
@@ -168,36 +177,42 @@ def collect_inputs(inputs: Iterable[str], bbox=None, subject_pattern: str | None
 # --------------------------------------------------------------------------------------------
 # prediction
 
-def _row(item: _Item, probs: np.ndarray | None, classes: list[str], ordinal: str | None = None) -> dict:
-    row: dict[str, Any] = {"input": item.input, "path": item.path, "subject": item.subject, "view": item.view,
-                           "bbox": list(item.bbox) if item.bbox is not None else None}
-    if item.true_label is not None:
-        row["true_level"] = item.true_label
-        row["true_class"] = classes[item.true_label] if 0 <= item.true_label < len(classes) else ""
-    if probs is None:
-        row.update(status="error", error=item.error or "unknown error", **{"class": None},
-                   level=None, confidence=None, probs=None)
-    else:
-        k = int(predict_labels(probs, ordinal)[0])
-        row.update(status="ok", error="", **{"class": classes[k]}, level=k,
-                   confidence=float(probs[k]), probs=[float(v) for v in probs])
-    return row
+def predict_items(predictor, items: list[_Item], batch_size: int = 16, finder=None) -> list[dict]:
+    """Run ``predictor`` over ``items`` in batches; every image is one row (:func:`skinage.runtime.photo.prepare`:
+    the box given or found, the crop, the refusals), unreadable and refused images included."""
+    from ..data.crops import iter_batches
 
+    finds = predictor.pre.finds
+    if finds and finder is None and any(it.error is None and it.bbox is None for it in items):
+        from ..find.find import get_finder
 
-def predict_items(predictor, items: list[_Item], batch_size: int = 16) -> list[dict]:
-    """Run ``predictor`` over ``items``; unreadable images become error rows."""
-    out_probs: list[np.ndarray | None] = [None] * len(items)
+        finder = get_finder(threads=getattr(predictor, "threads", 0))
     todo = [i for i, it in enumerate(items) if it.error is None]
-    crops = iter_crops(predictor.pre, [(items[i].path, items[i].bbox) for i in todo], batch_size=max(1, batch_size),
-                       progress=len(todo) >= 32 and sys.stderr.isatty(), desc="predict")
-    for idx, x, errors in crops:
-        for j, e in errors:  # the row already names its file: an ImageError's reason without the path
-            items[todo[j]].error = getattr(e, "message", None) or str(e) or type(e).__name__
-        if len(idx):
-            for j, p in zip(idx, predictor(x)):
-                out_probs[todo[j]] = np.asarray(p, dtype=np.float64)
+    preps: dict[int, Prepared] = {i: Prepared(None, status=ERROR, error=it.error) for i, it in enumerate(items)
+                                  if it.error is not None}
+    probs: dict[int, np.ndarray] = {}
+    bar = _progress(len(todo))
+    try:
+        for chunk, loaded in iter_batches(todo, max(1, batch_size),
+                                          lambda i: prepare(predictor.pre, items[i].path, items[i].bbox, finder)):
+            preps.update(zip(chunk, loaded))
+            ok = [(i, p.crop) for i, p in zip(chunk, loaded) if p.crop is not None]
+            if ok:
+                out = predictor(np.stack([c for _, c in ok]))
+                probs.update((i, np.asarray(q, dtype=np.float64)) for (i, _), q in zip(ok, out))
+            bar.update(len(chunk))
+    finally:
+        bar.close()
     ordinal = getattr(predictor, "ordinal", None)
-    return [_row(it, p, predictor.classes, ordinal) for it, p in zip(items, out_probs)]
+    return [make_row(preps[i], probs.get(i), predictor.classes, ordinal, finds, input=it.input, path=it.path,
+                     subject=it.subject, view=it.view, true_level=it.true_label) for i, it in enumerate(items)]
+
+
+def _progress(n: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n, desc="predict", unit="img", disable=not (n >= 32 and sys.stderr.isatty()), leave=False,
+                dynamic_ncols=True)
 
 
 def group_rows(rows: list[dict], classes: list[str], key: str = "subject", ordinal: str | None = None) -> list[dict]:
@@ -211,7 +226,7 @@ def group_rows(rows: list[dict], classes: list[str], key: str = "subject", ordin
     >>> a["class"], a["probs"], a["n_images"]
     ('x', [0.5, 0.4], 2)
     >>> b["status"], b["n_failed"], b["error"]
-    ('error', 1, 'no readable image (3: corrupt)')
+    ('error', 1, 'no usable image (3: corrupt)')
     """
     groups: dict[str, list[dict]] = {}
     for r in rows:
@@ -233,7 +248,7 @@ def group_rows(rows: list[dict], classes: list[str], key: str = "subject", ordin
                        probs=[float(v) for v in p])
         else:
             reasons = "; ".join(f"{Path(r['path']).name}: {r.get('error')}" for r in members)
-            row.update(status="error", error=f"no readable image ({reasons})", **{"class": None}, level=None,
+            row.update(status="error", error=f"no usable image ({reasons})", **{"class": None}, level=None,
                        confidence=None, probs=None)
         out.append(row)
     return out
@@ -271,6 +286,15 @@ def to_csv(rows: list[dict], classes: list[str]) -> str:
     return buf.getvalue()
 
 
+def to_json(rows: list[dict], predictor, model, group_by: str | None = None) -> dict:
+    """The document ``skinage predict --out x.json`` writes: the model, its classes and preprocessing, the counts,
+    and the rows under ``predictions`` (e.g. ``to_json([predict_image(p, upload)], p, "model.onnx")``)."""
+    return {"model": str(model), "name": predictor.name, "classes": list(predictor.classes),
+            "preprocessing": predictor.pre.to_meta(), "group_by": group_by,
+            "n_ok": sum(r["status"] == "ok" for r in rows), "n_failed": sum(r["status"] != "ok" for r in rows),
+            "predictions": rows}
+
+
 def predict(model, *inputs, **options) -> list[dict]:
     """Predict images, folders or manifests; the Python form of ``skinage predict``.
 
@@ -288,8 +312,9 @@ def predict(model, *inputs, **options) -> list[dict]:
     -------
     list of dict
         One dict per image (or per subject with ``group_by="subject"``): ``path``, ``subject``,
-        ``status`` ("ok"/"error"), ``error`` (the reason), ``class``, ``level``, ``confidence``,
-        ``probs`` (one per class, in the model's class order).
+        ``bbox`` (the box cut; found by a face/forehead model), ``luma``, ``status`` ("ok", "error", or a
+        refusal: "no_face", "several_faces", "face_too_small", "too_dark"), ``error`` (the reason), ``class``,
+        ``level``, ``confidence``, ``probs`` (one per class, in the model's class order).
     """
     if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
         inputs = tuple(inputs[0])
@@ -314,10 +339,7 @@ def _run(cfg: PredictConfig) -> tuple[list[dict], list[str], Any]:
     if cfg.out is not None:
         out = Path(cfg.out)
         if out.suffix.lower() == ".json":
-            atomic_write_json(out, {"model": str(cfg.model), "name": predictor.name, "classes": classes,
-                                    "preprocessing": predictor.pre.to_meta(), "group_by": cfg.group_by,
-                                    "n_ok": sum(r["status"] == "ok" for r in rows),
-                                    "n_failed": sum(r["status"] != "ok" for r in rows), "predictions": rows})
+            atomic_write_json(out, to_json(rows, predictor, cfg.model, cfg.group_by))
         elif out.suffix.lower() == ".csv":
             atomic_write_text(out, to_csv(rows, classes))
         else:

@@ -33,6 +33,7 @@ class OnnxPredictor:
 
     def __init__(self, path: str | os.PathLike, threads: int = 0):
         self.path = Path(path)
+        self.threads = int(threads)
         if not self.path.is_file():
             raise FileNotFoundError(f"no ONNX file at {self.path}")
         self.session = ort_session(self.path, threads)

@@ -12,11 +12,20 @@ The steps are configured by a comma-separated spec (the ``--augment`` flag):
 ``rotate``    random rotation within +-``rotate_deg`` degrees (default 10)
 ``jitter``    colour jitter (brightness, contrast, saturation 0.2, hue 0.02)
 ``crop``      random resized crop to the input size, scale (``crop_scale``, 1), ratio 3/4..4/3
-``noise``     Gaussian pixel noise, last: per image a standard deviation drawn uniformly from
+``noise``     Gaussian pixel noise: per image a standard deviation drawn uniformly from
               [0, ``noise_std``] (default 0.03, about 8 of 255 levels), then clipped to [0, 1].
               It teaches the model not to change its answer for changes far below what a
               person sees.
+``jpeg``, ``blur``, ``light``, ``box``
+              phone photos (:mod:`skinage.training.phone_augment`): JPEG re-compression at a random
+              quality, Gaussian blur, the scene's light (brightness, contrast, colour temperature),
+              and jitter of the region box's scale and position (cut from training crops kept with
+              context around the box; validation and test crops are never cut so)
 ``none``      no augmentation
+
+Order: geometry (box, crop, flip, rotate), jitter, light, blur, noise, jpeg (last, as a phone or an app
+saves the photo). The phone steps draw random values only when they are asked for, so a spec without them
+augments exactly as before they existed (and its cached feature-mode views stay valid).
 
 >>> import torch
 >>> aug = build_augment("flip,rotate,jitter,crop", size=32)
@@ -47,9 +56,12 @@ from typing import Callable, Sequence
 
 import torch
 
-__all__ = ["AUGMENTS", "DEFAULT_AUGMENT", "parse_augment", "build_augment", "to_float", "BatchAugment"]
+from .phone_augment import PHONE_STEPS, box_theta, jpeg, photometric
 
-AUGMENTS = ("flip", "rotate", "jitter", "crop", "noise", "none")
+__all__ = ["AUGMENTS", "DEFAULT_AUGMENT", "parse_augment", "needs_context", "build_augment", "to_float",
+           "BatchAugment"]
+
+AUGMENTS = ("flip", "rotate", "jitter", "crop", "noise", "jpeg", "blur", "light", "box", "none")
 DEFAULT_AUGMENT = "flip,rotate,jitter,crop"
 
 
@@ -73,6 +85,19 @@ def parse_augment(spec: str | Sequence[str] | None) -> tuple[str, ...]:
             raise ConfigError(f"unknown augmentation '{p}'{hint}; choose from {', '.join(AUGMENTS)}")
         out.append(p)
     return tuple(out)
+
+
+def needs_context(spec) -> bool:
+    """Whether the training crops must carry context around the box (the ``box`` step)."""
+    return "box" in parse_augment(spec)
+
+
+def _phone_generator(steps) -> torch.Generator | None:
+    """A generator seeded from torch's global RNG for the phone steps of a per-image augmentation (drawn only
+    when one is asked for, so the other steps' draws do not move)."""
+    if not any(t in PHONE_STEPS for t in steps):
+        return None
+    return torch.Generator().manual_seed(int(torch.randint(0, 2**62, ())))
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -115,19 +140,37 @@ def build_augment(spec: str | Sequence[str] | None, size: int, rotate_deg: float
     if "jitter" in steps:
         ts.append(v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02))
     ts.append(v2.ToDtype(torch.float32, scale=True))
-    if "noise" in steps:
-        ts.append(lambda x: (x + torch.randn_like(x) * (float(torch.rand(())) * noise_std)).clamp_(0, 1))
     pipeline = v2.Compose(ts)
 
-    def augment(img: torch.Tensor) -> torch.Tensor:
+    def augment(img: torch.Tensor, rect: torch.Tensor | None = None) -> torch.Tensor:
+        """``img`` (3, H, W); ``rect``: where the plain crop lies in ``img`` when it carries context (``box``)."""
         if img.dtype != torch.uint8:
             img = (img.clamp(0, 1) * 255).round().to(torch.uint8)
         if img.shape[-1] == size and img.shape[-2] == size and not steps:
             return to_float(img)
-        return pipeline(img)
+        g = _phone_generator(steps)
+        if rect is not None:  # cut the (jittered) box out of the crop with context, at the output size
+            img = _cut_box(img, rect, size, g, jitter="box" in steps)
+        x = pipeline(img)
+        x = photometric(x[None], steps, g)[0]
+        if "noise" in steps:
+            x = (x + torch.randn_like(x) * (float(torch.rand(())) * noise_std)).clamp_(0, 1)
+        if "jpeg" in steps:
+            x = jpeg(x[None], g)[0]
+        return x
 
     augment.steps = steps  # type: ignore[attr-defined]
     return augment
+
+
+def _cut_box(img: torch.Tensor, rect: torch.Tensor, size: int, g, jitter: bool) -> torch.Tensor:
+    """uint8 (3, size, size): the plain crop's box, jittered, sampled bilinearly from ``img`` (3, Hc, Wc)."""
+    import torch.nn.functional as F
+
+    theta = box_theta(rect.view(1, 4), g, jitter)[:, :2].to(torch.float32)
+    grid = F.affine_grid(theta, [1, 3, size, size], align_corners=False)
+    out = F.grid_sample(to_float(img)[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return (out[0].clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 class BatchAugment:
@@ -153,7 +196,10 @@ class BatchAugment:
         self.crop_scale = float(crop_scale)
         self.noise_std = float(noise_std)
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                 rects: torch.Tensor | None = None) -> torch.Tensor:
+        """Augment ``x`` (B, 3, H, W); ``rects`` (B, 4): where each plain crop lies (-1..1) in ``x`` when ``x``
+        holds crops with context (:func:`skinage.data.crops.context_crop`, for ``box``)."""
         import math
 
         import torch.nn.functional as F
@@ -161,7 +207,7 @@ class BatchAugment:
         x = to_float(x)
         B, _, H, W = x.shape
         steps, S = self.steps, self.size
-        if not steps:
+        if not steps and rects is None:
             if (H, W) != (S, S):
                 x = F.interpolate(x, size=(S, S), mode="bilinear", antialias=True, align_corners=False)
             return x
@@ -169,7 +215,7 @@ class BatchAugment:
         def rand(*shape):
             return torch.rand(*shape, generator=generator)
 
-        geometric = any(t in steps for t in ("crop", "flip", "rotate"))
+        geometric = any(t in steps for t in ("crop", "flip", "rotate")) or rects is not None
         if geometric:
             sx = torch.ones(B)
             sy = torch.ones(B)
@@ -190,7 +236,12 @@ class BatchAugment:
                 ang = (2 * rand(B) - 1) * math.radians(self.rotate_deg)
             cos, sin = torch.cos(ang), torch.sin(ang)
             theta = torch.stack([torch.stack([sx * cos, -sy * sin, cx], 1),
-                                 torch.stack([sx * sin, sy * cos, cy], 1)], 1).to(x.device, x.dtype)
+                                 torch.stack([sx * sin, sy * cos, cy], 1)], 1)
+            if rects is not None:  # then into the crop with context, through the (jittered) box
+                box = box_theta(rects, generator, "box" in steps)
+                theta = (box[:, :2, :2] @ theta.to(torch.float64) + torch.cat(
+                    [torch.zeros(B, 2, 2, dtype=torch.float64), box[:, :2, 2:]], 2)).to(torch.float32)
+            theta = theta.to(x.device, x.dtype)
             grid = F.affine_grid(theta, [B, 3, S, S], align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
         elif (H, W) != (S, S):
@@ -218,8 +269,11 @@ class BatchAugment:
             Hh, Ww = x.shape[2], x.shape[3]
             x = torch.baddbmm(t.to(dev, dt).expand(B, 3, 1), M.to(dev, dt), x.reshape(B, 3, Hh * Ww))
             x = x.view(B, 3, Hh, Ww).clamp_(0, 1)
+        x = photometric(x, steps, generator)
         if "noise" in steps:
             sigma = (self.noise_std * rand(B)).view(B, 1, 1, 1).to(x.device, x.dtype)
             noise = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
             x = (x + sigma * noise).clamp_(0, 1)
+        if "jpeg" in steps:
+            x = jpeg(x, generator)
         return x.contiguous()

@@ -127,6 +127,19 @@ class FeatureCache:
         arr = self.pre.load(path, bbox, cache=self._crop_cache)
         return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
+    def _context(self, path: str, bbox) -> tuple[torch.Tensor, torch.Tensor]:
+        """The crop with context (uint8 (3, Sc, Sc)) and where the plain crop lies in it, for the ``box`` step."""
+        from ..data.crops import context_crop
+        from .phone_augment import BOX_CONTEXT
+
+        if self._crop_cache is None:
+            from ..data.images import CropCache
+
+            self._crop_cache = CropCache()
+        arr, rect = context_crop(self.pre, path, bbox, BOX_CONTEXT, cache=self._crop_cache)
+        return torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous(), \
+            torch.from_numpy(rect)
+
     # -- main entry -------------------------------------------------------------------------------
     def get(self, df, views: int = 0, aug_spec: str = "flip,rotate,jitter,crop", desc: str = "features",
             on_error: Callable[[int, str], None] | None = None, rotate_deg: float = 10.0,
@@ -151,11 +164,13 @@ class FeatureCache:
             per_image.setdefault(i, []).append(v)
         bad: dict[int, str] = {}
         aug = None
+        from .augment import needs_context
+
         if views:
             from .augment import build_augment
 
             aug = build_augment(aug_spec, self.pre.size, rotate_deg, crop_scale, noise_std)
-        load = self._view_loader(paths, bboxes, ikeys, aug, bad)
+        load = self._view_loader(paths, bboxes, ikeys, aug, bad, context=needs_context(aug_spec) and views > 0)
         n_img = self._compute(list(per_image.items()), load, ikeys, tag, views, out, desc)
         self.stats["computed"] += n_img - sum(len(per_image[i]) for i in bad)
         for i, reason in bad.items():
@@ -177,14 +192,18 @@ class FeatureCache:
                     todo.append((i, v))
         return todo
 
-    def _view_loader(self, paths, bboxes, ikeys, aug, bad: dict[int, str]) -> Callable:
-        """``load((row, views)) -> [float image per view]``; an unreadable row gives ``[]`` and its reason in ``bad``."""
+    def _view_loader(self, paths, bboxes, ikeys, aug, bad: dict[int, str], context: bool = False) -> Callable:
+        """``load((row, views)) -> [float image per view]``; an unreadable row gives ``[]`` and its reason in ``bad``.
+
+        ``context``: the augmented views are cut from the crop with context around its box (``box`` step);
+        view 0 is always the plain crop."""
         from .augment import to_float
 
         def load(item):
             i, vs = item
             try:
-                crop = self._crop(paths[i], bboxes[i])
+                crop = self._crop(paths[i], bboxes[i]) if 0 in vs or not context else None
+                wide, rect = self._context(paths[i], bboxes[i]) if context and any(vs) else (None, None)
             except ImageError as e:
                 bad[i] = str(e)
                 return []
@@ -199,7 +218,7 @@ class FeatureCache:
                     seed = int(ikeys[i][:8], 16) ^ (v * 2654435761 % (1 << 31))
                     with torch.random.fork_rng(devices=[]):
                         torch.manual_seed(seed)
-                        imgs.append(aug(crop))
+                        imgs.append(aug(crop) if wide is None else aug(wide, rect))
             return imgs
 
         return load
@@ -261,6 +280,10 @@ def _views_tag(views: int, aug_spec: str, rotate_deg: float, crop_scale: float, 
     tag = f"{steps_tag}-r{rotate_deg:g}-s{crop_scale:g}"
     if views and "noise" in steps_tag.split("-"):
         tag += f"-n{noise_std:g}"  # only specs with noise: existing cache keys stay valid
+    if views and set(steps_tag.split("-")) & {"jpeg", "blur", "light", "box"}:
+        from .phone_augment import phone_params
+
+        tag += "-p" + hashlib.sha1(repr(phone_params()).encode()).hexdigest()[:6]  # the phone steps' strengths
     return tag
 
 

@@ -92,14 +92,20 @@ class ImageTask(Task):
         from ..data.crops import CropStore
         from ..data.images import CropCache
 
+        from .augment import needs_context
+        from .phone_augment import BOX_CONTEXT
+
         cfg, data, run = self.cfg, self.data, self.run
         t0 = time.perf_counter()
         self.stores = {}
         for split in ("train", "val", "test"):
             df = data.rows(split)
+            # --augment box: training crops keep context around the box; val / test are exactly pre.load's
+            context = BOX_CONTEXT if split == "train" and needs_context(cfg.augment) else 0.0
             if len(df):
                 self.stores[split] = CropStore(df, run.pre, cache=CropCache(), workers=cfg.workers,
-                                               progress=cfg.progress, desc=f"crops {split}", on_error=data.aside)
+                                               progress=cfg.progress, desc=f"crops {split}", on_error=data.aside,
+                                               context=context)
         if not self.has_split("train"):
             raise RuntimeError("no readable training images")
         self.require_val()
@@ -157,7 +163,7 @@ class ImageTask(Task):
     def step(self, idx: torch.Tensor, gen: torch.Generator):
         """Augment the crops ``idx`` (and mix pairs of them under ``--mixup``); outputs, labels, loss."""
         cfg, store = self.cfg, self.stores["train"]
-        x = self.aug(store.x[idx].to(self.run.device), gen)
+        x = self.aug(store.x[idx].to(self.run.device), gen, None if store.rects is None else store.rects[idx])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = store.y[idx].to(self.run.device)

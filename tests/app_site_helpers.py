@@ -2,8 +2,8 @@
 face crops, built once (minutes at most), and the Python answer for a photo the page is compared with.
 
 The run: 40 photos a decade of ../shared/data/utkface-age (4 age groups, 10-29 / 30-49 / 50-59 / 60-79),
-the face box of each from the finder (the manifest's sidecar says ``region: face``, so the model is a
-face-region model and ``skinage predict`` finds faces itself), MobileNetV2 features at 224 px with an
+the face box of each from the finder (``skinage ingest --find face``: the manifest's sidecar says
+``region: face``, so the model is a face-region model and ``skinage predict`` finds faces itself), MobileNetV2 features at 224 px with an
 ordinal CORN head (so the page must apply the rank rule, not the argmax), evaluated and exported (fp32 +
 fp16-storage), then ``skinage app``. 224 px keeps Python's reduced-scale JPEG decoding (``draft``) out
 of the crops of these photos (a face box under 448 px), so the page sees the very pixels Python reads.
@@ -14,36 +14,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-
 REMAP = "10,20:10-29 30,40:30-49 50:50-59 60,70:60-79"
 DECADES = ("10", "20", "30", "40", "50", "60", "70")
 TRAIN_PER_DECADE = 40
 
 
 def face_manifest(utk: Path, root: Path, per_decade: int = TRAIN_PER_DECADE) -> Path:
-    """A manifest of the first ``per_decade`` photos of each decade with the finder's face boxes (region face)."""
+    """``skinage ingest --find face`` of the first ``per_decade`` photos of each decade: the finder's face boxes, the
+    sidecar's ``region: face``."""
     from skinage.data.ingest import ingest
-    from skinage.data.manifest import Manifest, read_manifest, write_manifest
-    from skinage.find import Finder
 
     src = root / "utk"
     for d in DECADES:
         (src / d).mkdir(parents=True, exist_ok=True)
         for f in sorted((utk / d).glob("*.jpg"))[:per_decade]:
             os.symlink(f, src / d / f.name)
-    raw = root / "utk.csv"
-    ingest(src, out=raw, remap=REMAP, quiet=True)
-    man = read_manifest(raw)
-    finder = Finder(threads=1)
-    keep = []
-    for i, path in enumerate(man.df["path"]):
-        found = finder.find(path)
-        if found.ok:
-            man.df.loc[man.df.index[i], ["x0", "y0", "x1", "y1"]] = found.face.box
-            keep.append(man.df.index[i])
     out = root / "utk-face.csv"
-    write_manifest(Manifest(man.df.loc[keep].reset_index(drop=True), man.classes, {**man.meta, "region": "face"}), out)
+    ingest(src, out=out, remap=REMAP, find="face", quiet=True)
     return out
 
 
@@ -64,35 +51,29 @@ def build_site(utk: Path, root: Path, measure: int = 16) -> dict:
 
 
 class PythonReference:
-    """Python's answer for one photo, as ``skinage predict`` on the site's ``model.onnx`` gives it: the finder's
-    face box, ``Preprocess.load``, onnxruntime, the class rule, the too_dark rule."""
+    """Python's answer for one photo: ``skinage predict``'s row for it on the site's ``model.onnx``
+    (:func:`skinage.runtime.photo.predict_image`: the finder's face box, ``Preprocess.load``, onnxruntime, the
+    class rule, too_dark), in the page's terms (a file ``skinage predict`` cannot read, status ``error``, is the
+    page's ``unreadable``), with the finder's face and forehead boxes (the same finder) beside it."""
 
     def __init__(self, model: Path):
-        from skinage.find import Finder
+        from skinage.find.find import get_finder
         from skinage.runtime.predictor import OnnxPredictor
 
         self.predictor = OnnxPredictor(model, threads=1)
-        self.finder = Finder(threads=1)
+        self.finder = get_finder(threads=1)
 
     def __call__(self, photo) -> dict:
-        from skinage.models.decode import predict_labels
-        from skinage.runtime.quality import mean_luma, too_dark
+        from skinage.runtime.photo import predict_image
 
-        p = self.predictor
+        row = predict_image(self.predictor, str(photo), finder=self.finder)
         found = self.finder.find(str(photo))
-        out = {"status": found.status, "reason": found.reason, "faces": len(found),
+        status = "unreadable" if row["status"] == "error" and row.get("finder") == "unreadable" else row["status"]
+        out = {"status": status, "reason": row["error"], "row": row, "luma": row.get("luma"),
                "face": list(found.face.box) if found.face else None,
                "forehead": list(found.face.forehead) if found.face else None}
-        if not found.ok:
-            return out
-        crop = p.pre.load(str(photo), found.face.region(p.pre.region))
-        out["luma"] = mean_luma(crop)
-        if too_dark(crop):
-            out["status"] = "too_dark"
-            return out
-        probs = np.asarray(p(crop[None])[0], dtype=np.float64)
-        k = int(predict_labels(probs, p.ordinal)[0])
-        out.update({"class": p.classes[k], "index": k, "probs": probs.tolist()})
+        if status == "ok":
+            out.update({"class": row["class"], "index": row["level"], "probs": row["probs"]})
         return out
 
 

@@ -165,10 +165,9 @@ def test_statuses_border_reduction_and_sums(tmp_path):
 
 @pytest.mark.realdata
 def test_fallback_border_like_python(tmp_path):
-    """The grey border of the finder's second pass (skinage.find.finder.add_border, when it exists)."""
-    finder_mod = pytest.importorskip("skinage.find.finder")
-    if not hasattr(finder_mod, "add_border"):
-        pytest.skip("the Python finder has no second pass yet (integrate branch): nothing to compare")
+    """The grey border of the finder's second pass (skinage.find.finder.add_border)."""
+    import skinage.find.finder as finder_mod
+
     arr = np.asarray(Image.open(sorted((shared_data("utkface-age") / "20").glob("*.jpg"))[0]).convert("RGB"))
     (tmp_path / "a.rgb").write_bytes(arr.tobytes())
     out = run_cases(tmp_path, [{"op": "border", "image": str(tmp_path / "a.rgb"), "width": arr.shape[1],

@@ -2,8 +2,8 @@
 
 A phone-sized context (390 x 844) opens the site from a 127.0.0.1 server; photos go in through
 ``input#photo``; ``#result``'s attributes are read after each (``data-n`` counts them). Python's answer is
-what ``skinage predict`` gives on the site's ``model.onnx`` (finder box, ``Preprocess.load``,
-onnxruntime, the CORN rank rule, too_dark): see tests/app_site_helpers.py. Checked: the same status for
+what ``skinage predict`` gives on the site's ``model.onnx`` (its row from ``predict_image``: finder box,
+``Preprocess.load``, onnxruntime, the CORN rank rule, too_dark): see tests/app_site_helpers.py. Checked: the same status for
 every photo, the same class for >= 98 % of them, the same face and forehead boxes (within 0.1 px), the
 refusals with their reasons, EXIF orientation, a 12 MP photo, no request leaving the origin, offline use
 once loaded, the layout at a phone's width, the model card.
@@ -81,21 +81,12 @@ def _box(s: str):
     return json.loads(s) if s else None
 
 
-def _python_has_second_pass() -> bool:
-    import skinage.find.finder as finder
-
-    return hasattr(finder, "add_border")
-
-
 def compare(page_row: dict, ref: dict) -> list[str]:
     """What differs between the page and Python for one photo (empty: nothing). Probabilities are not compared
     here: the face boxes differ by ~1e-5 px (onnxruntime-web and onnxruntime round the detector's float32
     outputs differently), which may move a crop pixel by one level and the probabilities by ~1e-3."""
     out = []
     if page_row["status"] != ref["status"]:
-        if ("found with a border" in page_row["reason"] and ref["status"] == "no_face"
-                and not _python_has_second_pass()):
-            return ["second pass: the page's finder has the grey-border second pass, this Python finder not yet"]
         return [f"status {page_row['status']} vs {ref['status']} ({page_row['reason']} / {ref['reason']})"]
     for key in ("face", "forehead"):
         if ref.get(key) is not None:
@@ -121,7 +112,6 @@ def test_page_gives_pythons_answer_on_real_photos(site, phone):
         if d:
             diffs[photo.name] = d
     statuses = [r["status"] for _, r, _ in rows]
-    second_pass = [k for k, v in diffs.items() if v[0].startswith("second pass")]
     same_status = sum(r["status"] == ref["status"] for _, r, ref in rows)
     ok = [(r, ref) for _, r, ref in rows if ref["status"] == "ok" and r["status"] == "ok"]
     same_class = sum(r["class"] == ref["class"] for r, ref in ok)
@@ -129,7 +119,7 @@ def test_page_gives_pythons_answer_on_real_photos(site, phone):
     print(f"\n{len(rows)} photos: statuses {dict((s, statuses.count(s)) for s in set(statuses))}; same status "
           f"{same_status}/{len(rows)}; same class {same_class}/{len(ok)}; max |dp| median {np.median(dp):.1e}, "
           f"largest {max(dp):.1e} ({sum(d > 1e-4 for d in dp)} above 1e-4); differences: {diffs or 'none'}")
-    assert same_status + len(second_pass) == len(rows), diffs
+    assert same_status == len(rows), diffs
     assert len(ok) >= 0.9 * len(rows) and same_class >= 0.98 * len(ok), diffs
     assert np.median(dp) < 1e-4  # the same pixels, the same model: onnxruntime-web's rounding only
     box_diffs = {k: v for k, v in diffs.items() if any("box" in x for x in v)}
@@ -175,9 +165,10 @@ def test_page_refusals_with_their_reasons(site, phone, tmp_path):
         assert REASONS[status] in row["reason"] and REASONS[status] in row["text"], row["text"]
         assert row["class"] == "" and row["probs"] == "[]"  # a reason, not a grade
         ref = site["reference"](photo)
-        assert ref["status"] == status, (photo.name, ref)  # Python refuses it the same way
+        assert ref["status"] == status, (photo.name, ref)  # skinage predict refuses it the same way
+        assert ref["reason"] == row["reason"] or status == "unreadable", (ref["reason"], row["reason"])
         if status == "too_dark":
-            assert float(row["luma"]) == pytest.approx(ref["luma"], abs=0.01)  # a crop pixel may differ by a level
+            assert float(row["luma"]) == pytest.approx(ref["luma"], abs=0.02)  # rounded to 0.01 in the row; a crop pixel may differ by a level
             assert float(row["luma"]) < site["card"]["refusals"]["too_dark"]["min_luma"]
     assert page.n == 5 and not log.foreign and not page.errors
 

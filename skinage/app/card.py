@@ -96,16 +96,15 @@ def training_section(manifest: Optional[Path], metrics_json: dict, args: dict) -
 def refusals(min_luma: float = MIN_LUMA) -> dict:
     """The refusal rules (status -> rule sentence and thresholds): the finder's constants, the too_dark rule."""
     c = finder_constants
-    border = getattr(c, "FALLBACK_BORDER", 0)
-    again = (f" (when nothing is found, the photo is searched again inside a grey border of {border:g} of its long side)"
-             if border else "")
+    again = (f" (when nothing is found, the photo is searched again inside a grey border of {c.FALLBACK_BORDER:g} of its "
+             f"long side)" if c.FALLBACK_BORDER else "")
     return {
         "unreadable": {"rule": "the browser cannot decode the file as an image (Python: Pillow cannot)", "thresholds": {}},
         "no_face": {"rule": f"no detection scoring >= {c.MIN_DETECTION_SCORE} that FaceMesh confirms (presence >= "
                             f"{c.MIN_PRESENCE}), or only faces in profile (eye keypoints closer than {c.MIN_EYE_SPAN} of "
                             f"the box's long side){again}",
                     "thresholds": {"MIN_DETECTION_SCORE": c.MIN_DETECTION_SCORE, "MIN_PRESENCE": c.MIN_PRESENCE,
-                                   "MIN_EYE_SPAN": c.MIN_EYE_SPAN}},
+                                   "MIN_EYE_SPAN": c.MIN_EYE_SPAN, "FALLBACK_BORDER": c.FALLBACK_BORDER}},
         "several_faces": {"rule": f"a second face whose box area is >= {c.COMPARABLE_AREA:.0%} of the largest's "
                                   f"(smaller ones are bystanders, ignored)",
                           "thresholds": {"COMPARABLE_AREA": c.COMPARABLE_AREA}},

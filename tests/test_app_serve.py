@@ -394,3 +394,71 @@ def test_concurrent_uploads_get_the_same_answers(sites, face_server):
         t.join(60)
     assert got == [alone[i % 3] for i in range(9)]
     assert [d["predictions"][0]["status"] for _, d in alone] == ["ok", "ok", "no_face"]  # 010_01: a profile
+
+
+# ------------------------------------------------------------------------------------------ a site of `skinage app`
+
+
+@pytest.fixture(scope="module")
+def app_site(tmp_path_factory):
+    """A site written by `skinage app` (a tiny run of the whole image; no browser measurement, no evaluation)."""
+    pytest.importorskip("torch")
+    from export_helpers import make_tiny_run
+    from skinage.app.runtime_files import RuntimeFilesMissing, runtime_files
+    from skinage.cli import main
+
+    try:
+        runtime_files()
+    except RuntimeFilesMissing as e:
+        pytest.skip(str(e))
+    root = tmp_path_factory.mktemp("serve-app")
+    tiny = make_tiny_run(root, steps=20)
+    site = root / "site"
+    assert main(["app", str(tiny["run"]), "--out", str(site), "--measure", "0", "--no-evaluate"]) == 0
+    server = start(site, port=0, log=False)
+    yield site, server
+    server.stop()
+
+
+TYPES = {".html": "text/html", ".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
+         ".onnx": "application/octet-stream", ".json": "application/json", ".css": "text/css", ".svg": "image/svg+xml",
+         ".webmanifest": "application/manifest+json"}
+
+
+def test_every_file_of_a_skinage_app_site_is_served_with_its_type(app_site, tmp_path, monkeypatch):
+    site, server = app_site
+    files = [p for p in sorted(site.rglob("*")) if p.is_file()]
+    assert {p.suffix for p in files} <= set(TYPES)
+    for p in files:
+        rel = p.relative_to(site).as_posix()
+        status, headers, body = request(server, "GET", "/" + rel)
+        assert status == 200 and headers["content-type"].split(";")[0] == TYPES[p.suffix], rel
+        assert body == p.read_bytes(), rel
+    photo = tmp_path / "004_03.jpg"
+    shutil.copyfile(shared_data("london-5view") / "images" / "004_03.jpg", photo)
+    assert post_json(server, photo.read_bytes(), query="?name=004_03.jpg") == \
+        (200, _cli_json(site, photo, tmp_path, monkeypatch))
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_the_page_runs_when_served_by_skinage_serve(app_site, offline_context, browser, isolated):
+    """In chromium: the page loads from skinage serve (wasm compiled from application/wasm), grades a photo like
+    Python, and with --isolated is cross-origin isolated (so it may use more than one wasm thread)."""
+    site, plain = app_site
+    server = start(site, port=0, log=False, isolated=True) if isolated else plain
+    try:
+        context, log = offline_context
+        page = context.new_page()
+        page.goto(server.url + "index.html")
+        page.wait_for_selector("body[data-ready='true']", state="attached", timeout=60_000)
+        assert page.evaluate("() => self.crossOriginIsolated") is isolated
+        photo = shared_data("london-5view") / "images" / "004_03.jpg"
+        page.set_input_files("#photo", str(photo))
+        page.wait_for_selector("#result[data-n='1']", state="attached", timeout=60_000)
+        d = page.evaluate("() => Object.assign({}, document.getElementById('result').dataset)")
+        want = predict(str(site / "model.onnx"), photo)[0]
+        assert (d["status"], d["class"]) == (want["status"], want["class"])
+        assert not log.foreign
+    finally:
+        if isolated:
+            server.stop()

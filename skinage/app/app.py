@@ -14,8 +14,8 @@ Steps:
    onnxruntime-web's runtime files (from the cache ``make setup`` fills), the finder's two ONNX files,
    ``model.onnx`` and ``card.json`` (:mod:`skinage.app.card`).
 
-Open it with any static server (``python -m http.server -d SITE --bind 127.0.0.1``; ``skinage serve`` adds
-the right MIME types). See ``docs/app.md``.
+Open it with ``skinage serve SITE`` (127.0.0.1:8000, the right MIME types, ``POST /api/predict``) or any
+static server. See ``docs/app.md``.
 
 >>> from skinage.config import build_config
 >>> build_config(AppConfig, {"run": "runs/train", "out": "site", "model": "fp16"}).model
@@ -206,7 +206,7 @@ def _read_args(run_dir: Path) -> dict[str, Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("examples:  skinage app runs/utk/exp --out site/ --label 'Age group'\n"
-                     "           python -m http.server -d site --bind 127.0.0.1 8000   # then open http://127.0.0.1:8000\n"
+                     "           skinage serve site/        # then open http://127.0.0.1:8000\n"
                      "See docs/app.md.")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add_config_arguments(parser, AppConfig)

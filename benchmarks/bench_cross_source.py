@@ -278,6 +278,7 @@ def main(argv=None) -> int:
             with _locked(args.lock):
                 entry = model_entry(args.work, name, data, mode, options, seed, group)
             entry["command"] = "python benchmarks/bench_cross_source.py " + " ".join(argv or sys.argv[1:])
+            doc = {**_read(), "machine": doc["machine"]}  # another process may have added entries meanwhile
             doc["entries"] = [e for e in doc.get("entries", []) if e["name"] != name] + [entry]
             _save(doc)
             render(doc, OUT_MD)

@@ -58,7 +58,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # suite.py and render.py beside this file
 from suite import (AIHUB_REMAP, FOREHEAD_BAND, FEATURE_HEADS, HEADLINE, LONDON_BINS, RESULTS, ROOT,  # noqa: E402
-                   SECTIONS, UTK_REMAP4, RunSpec, entry_size, forehead_specs, utk_specs)
+                   SECTIONS, SUITE_AUGMENT, UTK_REMAP4, RunSpec, entry_size, forehead_specs, utk_specs)
 
 sys.path.insert(0, str(ROOT))
 from render import TABLES, num_ci, write_results  # noqa: E402
@@ -338,7 +338,7 @@ def _run_spec(spec: RunSpec, manifest: Path, ctx: "Ctx", done: dict, earlier: li
         return _tta_spec(spec, ctx, done, earlier)
     if ctx.rescore:
         return _rescore_spec(spec, ctx, done, earlier)
-    opts = dict(spec.options)
+    opts = {"augment": SUITE_AUGMENT, **spec.options}
     if spec.teacher:
         task = spec.teacher.split(":", 1)[1]
         pool = {e["name"]: e for e in (earlier or [])}

@@ -48,6 +48,7 @@ from ..data.crops import iter_batches
 from ..data.images import ImageError
 from ..data.manifest import BBOX_COLUMNS, row_bbox
 from ..utils import cache_dir, say
+from .augment import DEFAULT_AUGMENT
 from .device import autocast_context
 
 __all__ = ["FeatureCache", "image_key", "weights_hash", "finite_rows", "KEEP_SETS"]
@@ -152,7 +153,7 @@ class FeatureCache:
             torch.from_numpy(rect)
 
     # -- main entry -------------------------------------------------------------------------------
-    def get(self, df, views: int = 0, aug_spec: str = "flip,rotate,jitter,crop", desc: str = "features",
+    def get(self, df, views: int = 0, aug_spec: str = DEFAULT_AUGMENT, desc: str = "features",
             on_error: Callable[[int, str], None] | None = None, rotate_deg: float = 10.0,
             crop_scale: float = 0.75, noise_std: float = 0.03) -> np.ndarray:
         """Embeddings of every row of ``df``: array (N, 1 + views, D) float32, memory-mapped from the cache.

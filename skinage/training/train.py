@@ -45,6 +45,7 @@ from typing import Any, Optional
 from ..config import (ConfigError, Progress, RunFolder, Seeded, Threaded, add_config_arguments,
                      build_config, config_from_args)
 from ..utils import say
+from .augment import DEFAULT_AUGMENT
 from .loop import TrainingInterrupted, finish, fit
 from .optim import SCHEDULES
 
@@ -91,7 +92,7 @@ class TrainConfig(RunFolder, Threaded, Progress, Seeded):
     ema: float = field(default=0.0, metadata={"help": "finetune/distill: keep an exponential moving average of the weights, updated after every step with this decay (e.g. 0.995: a memory of about 1 / (1 - 0.995) = 200 steps); validation, checkpoints, evaluate and export use the average (0 = off)"})
     tta: str = field(default="none", metadata={"help": "finetune/distill: test-time augmentation of the validation and test scoring, kept in the checkpoint (so evaluate, predict and export use it): none, or flip (mean of the outputs of the image and its mirror; twice the inference cost)", "choices": ("none", "flip")})
     aug_views: int = field(default=0, metadata={"help": "feature mode: augmented views per training image added to the cache"})
-    augment: str = field(default="flip,rotate,jitter,crop", metadata={"help": "augmentation steps: any of flip, rotate, jitter, crop, noise, jpeg, blur, light, box, or none (noise: Gaussian pixel noise; jpeg, blur, light, box: phone photos, see skinage/training/phone_augment.py)"})
+    augment: str = field(default=DEFAULT_AUGMENT, metadata={"help": "augmentation steps (finetune / distill, and feature mode's --aug-views): any of flip, rotate, jitter, crop, noise, jpeg, blur, light, box, or none (noise: Gaussian pixel noise; jpeg, blur, light, box: phone photos: re-compression, blur, brightness / contrast / colour temperature, jitter of the box; see skinage/training/phone_augment.py)"})
     rotate: float = field(default=10.0, metadata={"help": "maximum rotation in degrees of the rotate step"})
     crop_scale: float = field(default=0.75, metadata={"help": "smallest area fraction kept by the crop step"})
     noise_std: float = field(default=0.03, metadata={"help": "noise step: each image's noise standard deviation is drawn uniformly from [0, this], in units of the 0..1 pixel range (0.03 = about 8 of 255 levels)"})

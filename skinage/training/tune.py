@@ -31,6 +31,7 @@ from ..config import (ConfigError, Progress, RunFolder, Seeded, Threaded, add_co
 from ..models.decode import predict_labels
 from ..utils import atomic_write, atomic_write_json, atomic_write_text, say
 from . import optim
+from .augment import DEFAULT_AUGMENT
 from .batches import epoch_batches, n_batches
 from .run import increment_run_dir
 from .selection import compute_metrics, selection_metric, worst_if_nan
@@ -51,7 +52,7 @@ class TuneConfig(RunFolder, Threaded, Progress, Seeded):
     folds: int = field(default=5, metadata={"help": "person-grouped cross-validation folds on train + val"})
     epochs: int = field(default=40, metadata={"help": "epochs per head (cosine schedule, no early stopping)"})
     aug_views: int = field(default=2, metadata={"help": "largest number of augmented views per training image tried (0: none)"})
-    augment: str = field(default="flip,rotate,jitter,crop", metadata={"help": "augmentation steps of the views"})
+    augment: str = field(default=DEFAULT_AUGMENT, metadata={"help": "augmentation steps of the views"})
     ordinal: Optional[str] = field(default=None, metadata={"help": "ordinal head (corn / coral) for every trial", "choices": ("none", "corn", "coral")})
     select: str = field(default="auto", metadata={"help": "score of a trial, on the pooled out-of-fold predictions: auto (qwk for ordered classes, else macro_f1), qwk (ordered classes only), macro_f1, accuracy; an undefined score (NaN) ranks below every defined one", "choices": ("auto", "qwk", "macro_f1", "accuracy")})
     size: Optional[int] = field(default=None, metadata={"help": "input side in pixels (default: the model's)"})

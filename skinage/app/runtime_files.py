@@ -34,7 +34,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from ..utils import cache_dir, say
+from ..utils import cache_dir, say, sha256_file
 
 PACKAGE = "onnxruntime-web"
 VERSION = "1.31.1"
@@ -62,14 +62,6 @@ class RuntimeFilesMissing(FileNotFoundError):
     """onnxruntime-web's files are not installed (or are damaged); the message names the set-up command."""
 
 
-def _sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def runtime_dir(version: str = VERSION) -> Path:
     """Where the files of ``version`` live: ``cache_dir()/ort-web/<version>``."""
     return cache_dir() / "ort-web" / version
@@ -81,7 +73,7 @@ def _problems(folder: Path) -> list[str]:
         f = folder / name
         if not f.is_file():
             out.append(f"{name} is missing")
-        elif _sha256(f) != sha:
+        elif sha256_file(f) != sha:
             out.append(f"{name} has the wrong sha256")
     return out
 
@@ -161,8 +153,8 @@ def install(verbose: bool = True, npm: str | None = None) -> dict[str, Path]:
                 part = tmp / name
                 with src, open(part, "wb") as out:
                     shutil.copyfileobj(src, out)
-                if _sha256(part) != sha:
-                    raise RuntimeError(f"{tgz.name}: dist/{name} has sha256 {_sha256(part)}, expected {sha}")
+                if sha256_file(part) != sha:
+                    raise RuntimeError(f"{tgz.name}: dist/{name} has sha256 {sha256_file(part)}, expected {sha}")
         for name in FILES:  # all checked: move them into place
             os.replace(tmp / name, folder / name)
     meta = {"package": PACKAGE, "version": VERSION, "license": LICENSE, "tarball_sha256": TARBALL_SHA256,

